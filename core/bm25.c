@@ -1,0 +1,736 @@
+/* bm25.c: inverted index with Lucene BM25 scoring. Postings are doc-ordered arrays of
+ * (docno, tf) with a precomputed impact tf/(tf + k1*(1-b+b*dl/avgdl)) per posting, so a
+ * query is a term-at-a-time scan into a dense accumulator followed by a k-sized heap. */
+#include "bm25.h"
+#include "analyzer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mg_bm25 {
+    double k1, b;
+    mg_analyzer *an;
+    int committed;
+
+    /* term dictionary: open addressing, slot = term id + 1 (0 = empty) */
+    uint32_t *slots;
+    size_t slot_mask;
+    uint64_t *term_hash;
+    uint32_t *term_off, *term_len, *df;
+    uint32_t nterms, terms_cap;
+    char *arena;
+    size_t arena_len, arena_cap;
+
+    /* while adding: (term, tf) pairs in doc order, and per-term scratch */
+    uint32_t *pair_term, *pair_tf;
+    size_t npairs, pairs_cap;
+    uint32_t *last_doc, *slot_in_doc;
+
+    uint32_t *doc_len, *doc_uniq;
+    uint32_t ndocs, docs_cap;
+    uint64_t total_len;
+
+    /* after commit */
+    uint64_t *post_start;   /* nterms + 1 */
+    uint32_t *post_doc, *post_tf;
+    float *post_impact, *idf;
+    uint64_t nposts;
+    float *acc;
+    uint32_t *touched;
+};
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int64_t dict_find(const mg_bm25 *ix, const char *t, size_t len, uint64_t h)
+{
+    if (!ix->slots)
+        return -1;
+    for (size_t i = h & ix->slot_mask;; i = (i + 1) & ix->slot_mask) {
+        uint32_t s = ix->slots[i];
+        if (!s)
+            return -1;
+        uint32_t id = s - 1;
+        if (ix->term_hash[id] == h && ix->term_len[id] == len &&
+            memcmp(ix->arena + ix->term_off[id], t, len) == 0)
+            return id;
+    }
+}
+
+static int dict_rehash(mg_bm25 *ix, size_t nslots)
+{
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots)
+        return -1;
+    size_t mask = nslots - 1;
+    for (uint32_t id = 0; id < ix->nterms; id++) {
+        size_t i = ix->term_hash[id] & mask;
+        while (slots[i])
+            i = (i + 1) & mask;
+        slots[i] = id + 1;
+    }
+    free(ix->slots);
+    ix->slots = slots;
+    ix->slot_mask = mask;
+    return 0;
+}
+
+/* Term id of t, adding it when new; -1 on out of memory. */
+static int64_t dict_intern(mg_bm25 *ix, const char *t, size_t len)
+{
+    uint64_t h = hash_bytes(t, len);
+    int64_t id = dict_find(ix, t, len, h);
+    if (id >= 0)
+        return id;
+    if (ix->nterms == UINT32_MAX - 1)
+        return -1;
+    if ((size_t)(ix->nterms + 1) * 2 > (ix->slots ? ix->slot_mask + 1 : 0) &&
+        dict_rehash(ix, ix->slots ? (ix->slot_mask + 1) * 2 : 1024) < 0)
+        return -1;
+    if (ix->nterms == ix->terms_cap) {
+        size_t cap = ix->terms_cap ? ix->terms_cap * 2 : 1024;
+        uint64_t *th = realloc(ix->term_hash, cap * sizeof *th);
+        if (th) ix->term_hash = th;
+        uint32_t *to = realloc(ix->term_off, cap * sizeof *to);
+        if (to) ix->term_off = to;
+        uint32_t *tl = realloc(ix->term_len, cap * sizeof *tl);
+        if (tl) ix->term_len = tl;
+        uint32_t *df = realloc(ix->df, cap * sizeof *df);
+        if (df) ix->df = df;
+        uint32_t *ld = realloc(ix->last_doc, cap * sizeof *ld);
+        if (ld) ix->last_doc = ld;
+        uint32_t *sd = realloc(ix->slot_in_doc, cap * sizeof *sd);
+        if (sd) ix->slot_in_doc = sd;
+        if (!th || !to || !tl || !df || !ld || !sd)
+            return -1;
+        ix->terms_cap = (uint32_t)cap;
+    }
+    if (ix->arena_len + len > UINT32_MAX ||
+        grow((void **)&ix->arena, &ix->arena_cap, ix->arena_len + len, 1) < 0)
+        return -1;
+    id = ix->nterms++;
+    memcpy(ix->arena + ix->arena_len, t, len);
+    ix->term_off[id] = (uint32_t)ix->arena_len;
+    ix->term_len[id] = (uint32_t)len;
+    ix->term_hash[id] = h;
+    ix->df[id] = 0;
+    ix->last_doc[id] = UINT32_MAX;
+    ix->arena_len += len;
+    size_t i = h & ix->slot_mask;
+    while (ix->slots[i])
+        i = (i + 1) & ix->slot_mask;
+    ix->slots[i] = (uint32_t)id + 1;
+    return id;
+}
+
+mg_bm25 *mg_bm25_new(double k1, double b, const char *stem, int stopwords, const char **err)
+{
+    if (!(k1 >= 0 && k1 <= 1e6) || !(b >= 0 && b <= 1)) {
+        if (err) *err = "k1 must be >= 0 and b within [0, 1]";
+        return NULL;
+    }
+    mg_bm25 *ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        if (err) *err = "out of memory";
+        return NULL;
+    }
+    ix->k1 = k1;
+    ix->b = b;
+    if (!(ix->an = mg_analyzer_new(stem, stopwords, err))) {
+        free(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+static void free_build(mg_bm25 *ix)
+{
+    free(ix->pair_term);
+    free(ix->pair_tf);
+    free(ix->last_doc);
+    free(ix->slot_in_doc);
+    free(ix->doc_uniq);
+    ix->pair_term = ix->pair_tf = ix->last_doc = ix->slot_in_doc = ix->doc_uniq = NULL;
+    ix->npairs = ix->pairs_cap = 0;
+}
+
+void mg_bm25_free(mg_bm25 *ix)
+{
+    if (!ix)
+        return;
+    free_build(ix);
+    mg_analyzer_free(ix->an);
+    free(ix->slots);
+    free(ix->term_hash);
+    free(ix->term_off);
+    free(ix->term_len);
+    free(ix->df);
+    free(ix->arena);
+    free(ix->doc_len);
+    free(ix->post_start);
+    free(ix->post_doc);
+    free(ix->post_tf);
+    free(ix->post_impact);
+    free(ix->idf);
+    free(ix->acc);
+    free(ix->touched);
+    free(ix);
+}
+
+int mg_bm25_add(mg_bm25 *ix, const char *text, size_t len, uint32_t *docno, const char **err)
+{
+    if (ix->committed) {
+        if (err) *err = "committed";
+        return MG_ERROR;
+    }
+    if (ix->ndocs == UINT32_MAX - 1) {
+        if (err) *err = "too many documents";
+        return MG_ERROR;
+    }
+    const char *buf;
+    const uint32_t *offs;
+    size_t n;
+    if (mg_analyzer_run(ix->an, text, len, &buf, &offs, &n, err) != MG_OK)
+        return MG_ERROR;
+    uint32_t d = ix->ndocs;
+    if (ix->ndocs == ix->docs_cap) {
+        size_t cap = ix->docs_cap ? (size_t)ix->docs_cap * 2 : 1024;
+        if (cap > UINT32_MAX) cap = UINT32_MAX;
+        uint32_t *dl = realloc(ix->doc_len, cap * sizeof *dl);
+        if (dl) ix->doc_len = dl;
+        uint32_t *du = realloc(ix->doc_uniq, cap * sizeof *du);
+        if (du) ix->doc_uniq = du;
+        if (!dl || !du)
+            goto oom;
+        ix->docs_cap = (uint32_t)cap;
+    }
+    size_t first = ix->npairs;
+    if (ix->npairs + n > ix->pairs_cap) {
+        size_t cap = ix->pairs_cap ? ix->pairs_cap : 4096;
+        while (cap < ix->npairs + n)
+            cap *= 2;
+        uint32_t *pt = realloc(ix->pair_term, cap * sizeof *pt);
+        if (pt) ix->pair_term = pt;
+        uint32_t *pf = realloc(ix->pair_tf, cap * sizeof *pf);
+        if (pf) ix->pair_tf = pf;
+        if (!pt || !pf)
+            goto oom;
+        ix->pairs_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = dict_intern(ix, buf + offs[i], offs[i + 1] - offs[i]);
+        if (id < 0)
+            goto oom_undo;
+        if (ix->last_doc[id] != d) {
+            ix->last_doc[id] = d;
+            ix->slot_in_doc[id] = (uint32_t)ix->npairs;
+            ix->pair_term[ix->npairs] = (uint32_t)id;
+            ix->pair_tf[ix->npairs] = 1;
+            ix->npairs++;
+            ix->df[id]++;
+        } else {
+            ix->pair_tf[ix->slot_in_doc[id]]++;
+        }
+    }
+    ix->doc_len[d] = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    ix->doc_uniq[d] = (uint32_t)(ix->npairs - first);
+    ix->total_len += n;
+    ix->ndocs++;
+    if (docno)
+        *docno = d;
+    return MG_OK;
+oom_undo:
+    /* forget this document's pairs; the terms it added stay in the dictionary with df 0 */
+    for (size_t p = first; p < ix->npairs; p++) {
+        ix->df[ix->pair_term[p]]--;
+        ix->last_doc[ix->pair_term[p]] = UINT32_MAX;
+    }
+    ix->npairs = first;
+oom:
+    if (err) *err = "out of memory";
+    return MG_ERROR;
+}
+
+/* Norms, idf, impacts and search scratch, from doc_len, df, post_start/doc/tf. */
+static int finish(mg_bm25 *ix)
+{
+    uint32_t N = ix->ndocs;
+    double avgdl = N ? (double)ix->total_len / N : 0;
+    ix->idf = malloc(((size_t)ix->nterms + 1) * sizeof *ix->idf);
+    ix->post_impact = malloc((ix->nposts + 1) * sizeof *ix->post_impact);
+    ix->acc = calloc((size_t)N + 1, sizeof *ix->acc);
+    ix->touched = malloc(((size_t)N + 1) * sizeof *ix->touched);
+    float *norm = malloc(((size_t)N + 1) * sizeof *norm);
+    if (!ix->idf || !ix->post_impact || !ix->acc || !ix->touched || !norm) {
+        free(norm);
+        return -1;
+    }
+    for (uint32_t d = 0; d < N; d++)
+        norm[d] = (float)(ix->k1 * (1 - ix->b + (avgdl > 0 ? ix->b * ix->doc_len[d] / avgdl : 0)));
+    for (uint32_t t = 0; t < ix->nterms; t++) {
+        double df = ix->df[t];
+        ix->idf[t] = (float)log(1 + (N - df + 0.5) / (df + 0.5));
+    }
+    for (uint64_t p = 0; p < ix->nposts; p++) {
+        float tf = (float)ix->post_tf[p];
+        ix->post_impact[p] = tf / (tf + norm[ix->post_doc[p]]);
+    }
+    free(norm);
+    return 0;
+}
+
+int mg_bm25_commit(mg_bm25 *ix, const char **err)
+{
+    if (ix->committed)
+        return MG_OK;
+    uint32_t T = ix->nterms;
+    ix->nposts = ix->npairs;
+    ix->post_start = malloc(((size_t)T + 1) * sizeof *ix->post_start);
+    ix->post_doc = malloc((ix->nposts + 1) * sizeof *ix->post_doc);
+    ix->post_tf = malloc((ix->nposts + 1) * sizeof *ix->post_tf);
+    uint64_t *cursor = malloc(((size_t)T + 1) * sizeof *cursor);
+    if (!ix->post_start || !ix->post_doc || !ix->post_tf || !cursor)
+        goto oom;
+    uint64_t s = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        ix->post_start[t] = cursor[t] = s;
+        s += ix->df[t];
+    }
+    ix->post_start[T] = s;
+    size_t p = 0;
+    for (uint32_t d = 0; d < ix->ndocs; d++) {
+        for (uint32_t j = 0; j < ix->doc_uniq[d]; j++, p++) {
+            uint64_t pos = cursor[ix->pair_term[p]]++;
+            ix->post_doc[pos] = d;
+            ix->post_tf[pos] = ix->pair_tf[p];
+        }
+    }
+    free(cursor);
+    cursor = NULL;
+    if (finish(ix) < 0)
+        goto oom;
+    free_build(ix);
+    ix->committed = 1;
+    return MG_OK;
+oom:
+    free(cursor);
+    free(ix->post_start); free(ix->post_doc); free(ix->post_tf);
+    free(ix->post_impact); free(ix->idf); free(ix->acc); free(ix->touched);
+    ix->post_start = NULL; ix->post_doc = ix->post_tf = ix->touched = NULL;
+    ix->post_impact = ix->idf = ix->acc = NULL;
+    if (err) *err = "out of memory";
+    return MG_ERROR;
+}
+
+int mg_bm25_committed(const mg_bm25 *ix) { return ix->committed; }
+
+typedef struct { float score; uint32_t doc; } hit;
+
+/* a ranks below b: lower score, or same score and higher docno */
+static inline int worse(hit a, hit b)
+{
+    return a.score < b.score || (a.score == b.score && a.doc > b.doc);
+}
+
+static void sift_down(hit *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(h[l], h[m])) m = l;
+        if (r < n && worse(h[r], h[m])) m = r;
+        if (m == i)
+            return;
+        hit t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+static void sift_up(hit *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!worse(h[i], h[p]))
+            return;
+        hit t = h[i]; h[i] = h[p]; h[p] = t;
+        i = p;
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
+                   const uint64_t *allow, size_t allow_bits,
+                   uint32_t *docs, float *scores, size_t *n, const char **err)
+{
+    *n = 0;
+    if (!ix->committed) {
+        if (err) *err = "not committed";
+        return MG_ERROR;
+    }
+    const char *buf;
+    const uint32_t *offs;
+    size_t nt;
+    if (mg_analyzer_run(ix->an, query, len, &buf, &offs, &nt, err) != MG_OK)
+        return MG_ERROR;
+    if (k == 0 || nt == 0)
+        return MG_OK;
+    uint32_t stack_ids[64];
+    uint32_t *ids = nt <= 64 ? stack_ids : malloc(nt * sizeof *ids);
+    if (!ids) {
+        if (err) *err = "out of memory";
+        return MG_ERROR;
+    }
+    size_t nq = 0;
+    for (size_t i = 0; i < nt; i++) {
+        size_t l = offs[i + 1] - offs[i];
+        int64_t id = dict_find(ix, buf + offs[i], l, hash_bytes(buf + offs[i], l));
+        if (id >= 0 && ix->df[id] > 0)
+            ids[nq++] = (uint32_t)id;
+    }
+    qsort(ids, nq, sizeof *ids, cmp_u32);
+
+    float *acc = ix->acc;
+    uint32_t *touched = ix->touched;
+    size_t ntouched = 0;
+    for (size_t i = 0; i < nq;) {
+        uint32_t t = ids[i];
+        size_t j = i;
+        while (j < nq && ids[j] == t)
+            j++;
+        /* a term repeated in the query counts once per occurrence, as in Lucene */
+        float w = ix->idf[t] * (float)(j - i);
+        i = j;
+        const uint32_t *pd = ix->post_doc + ix->post_start[t];
+        const float *pi = ix->post_impact + ix->post_start[t];
+        size_t np = ix->post_start[t + 1] - ix->post_start[t];
+        if (allow) {
+            for (size_t p = 0; p < np; p++) {
+                uint32_t d = pd[p];
+                if (d >= allow_bits || !((allow[d >> 6] >> (d & 63)) & 1))
+                    continue;
+                if (acc[d] == 0)
+                    touched[ntouched++] = d;
+                acc[d] += w * pi[p];
+            }
+        } else {
+            for (size_t p = 0; p < np; p++) {
+                uint32_t d = pd[p];
+                if (acc[d] == 0)
+                    touched[ntouched++] = d;
+                acc[d] += w * pi[p];
+            }
+        }
+    }
+    if (ids != stack_ids)
+        free(ids);
+
+    size_t kk = k < ntouched ? k : ntouched;
+    hit stack_heap[128];
+    hit *heap = kk <= 128 ? stack_heap : malloc(kk * sizeof *heap);
+    if (!heap) {
+        for (size_t i = 0; i < ntouched; i++)
+            acc[touched[i]] = 0;
+        if (err) *err = "out of memory";
+        return MG_ERROR;
+    }
+    size_t hn = 0;
+    for (size_t i = 0; i < ntouched; i++) {
+        uint32_t d = touched[i];
+        hit h = {acc[d], d};
+        acc[d] = 0;
+        if (hn < kk) {
+            heap[hn] = h;
+            sift_up(heap, hn++);
+        } else if (worse(heap[0], h)) {
+            heap[0] = h;
+            sift_down(heap, hn, 0);
+        }
+    }
+    for (size_t i = hn; i > 0; i--) {
+        docs[i - 1] = heap[0].doc;
+        scores[i - 1] = heap[0].score;
+        heap[0] = heap[i - 1];
+        sift_down(heap, i - 1, 0);
+    }
+    if (heap != stack_heap)
+        free(heap);
+    *n = hn;
+    return MG_OK;
+}
+
+uint32_t mg_bm25_count(const mg_bm25 *ix) { return ix->ndocs; }
+uint32_t mg_bm25_term_count(const mg_bm25 *ix) { return ix->nterms; }
+double mg_bm25_k1(const mg_bm25 *ix) { return ix->k1; }
+double mg_bm25_b(const mg_bm25 *ix) { return ix->b; }
+const char *mg_bm25_stem(const mg_bm25 *ix) { return mg_analyzer_stem(ix->an); }
+int mg_bm25_stopwords(const mg_bm25 *ix) { return mg_analyzer_stopwords(ix->an); }
+
+uint32_t mg_bm25_df(const mg_bm25 *ix, const char *term, size_t len)
+{
+    int64_t id = dict_find(ix, term, len, hash_bytes(term, len));
+    return id < 0 ? 0 : ix->df[id];
+}
+
+uint32_t mg_bm25_doc_len(const mg_bm25 *ix, uint32_t docno)
+{
+    return docno < ix->ndocs ? ix->doc_len[docno] : 0;
+}
+
+/* ---- file format --------------------------------------------------------------------
+ * header, then doc_len[ndocs] u32, term_len[nterms] u32, term bytes, df[nterms] u32,
+ * post_doc[nposts] u32, post_tf[nposts] u32, then a 64-bit FNV-1a of everything before. */
+
+#define BM25_MAGIC "MGBM25\0\0"
+#define BM25_VERSION 1u
+
+typedef struct {
+    char magic[8];
+    uint32_t version, endian;
+    double k1, b;
+    uint32_t stopwords, ndocs;
+    char stem[32];
+    uint64_t nterms, nposts, arena_len, total_len;
+} bm25_header;
+
+typedef struct { FILE *f; uint64_t h; int bad; } writer;
+
+static void w_bytes(writer *w, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        w->h ^= s[i];
+        w->h *= 1099511628211ull;
+    }
+    if (n && fwrite(p, 1, n, w->f) != n)
+        w->bad = 1;
+}
+
+int mg_bm25_save(const mg_bm25 *ix, const char *path, const char **err)
+{
+    if (!ix->committed) {
+        if (err) *err = "not committed";
+        return MG_ERROR;
+    }
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 5);
+    if (!tmp) {
+        if (err) *err = "out of memory";
+        return MG_ERROR;
+    }
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    writer w = {fopen(tmp, "wb"), 1469598103934665603ull, 0};
+    if (!w.f) {
+        free(tmp);
+        if (err) *err = "cannot open";
+        return MG_ERROR;
+    }
+    bm25_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, BM25_MAGIC, 8);
+    h.version = BM25_VERSION;
+    h.endian = 0x01020304;
+    h.k1 = ix->k1;
+    h.b = ix->b;
+    h.stopwords = (uint32_t)mg_analyzer_stopwords(ix->an);
+    h.ndocs = ix->ndocs;
+    strncpy(h.stem, mg_analyzer_stem(ix->an), sizeof h.stem - 1);
+    h.nterms = ix->nterms;
+    h.nposts = ix->nposts;
+    h.total_len = ix->total_len;
+    for (uint32_t t = 0; t < ix->nterms; t++)
+        h.arena_len += ix->term_len[t];
+    w_bytes(&w, &h, sizeof h);
+    w_bytes(&w, ix->doc_len, (size_t)ix->ndocs * 4);
+    w_bytes(&w, ix->term_len, (size_t)ix->nterms * 4);
+    for (uint32_t t = 0; t < ix->nterms; t++)
+        w_bytes(&w, ix->arena + ix->term_off[t], ix->term_len[t]);
+    w_bytes(&w, ix->df, (size_t)ix->nterms * 4);
+    w_bytes(&w, ix->post_doc, ix->nposts * 4);
+    w_bytes(&w, ix->post_tf, ix->nposts * 4);
+    uint64_t sum = w.h;
+    if (fwrite(&sum, 8, 1, w.f) != 1)
+        w.bad = 1;
+    if (fclose(w.f) != 0)
+        w.bad = 1;
+    if (w.bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        free(tmp);
+        if (err) *err = "write failed";
+        return MG_ERROR;
+    }
+    free(tmp);
+    return MG_OK;
+}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n < cap)
+            break;
+        unsigned char *b = realloc(buf, cap * 2);
+        if (!b) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b;
+        cap *= 2;
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+mg_bm25 *mg_bm25_load(const char *path, const char **err)
+{
+    size_t len;
+    unsigned char *data = read_all(path, &len);
+    mg_bm25 *ix = NULL;
+    if (!data) {
+        if (err) *err = "cannot open";
+        return NULL;
+    }
+    bm25_header h;
+    if (len < sizeof h + 8 || memcmp(data, BM25_MAGIC, 8) != 0) {
+        if (err) *err = "not a bm25 index";
+        goto fail;
+    }
+    memcpy(&h, data, sizeof h);
+    if (h.version != BM25_VERSION || h.endian != 0x01020304) {
+        if (err) *err = "not a bm25 index";
+        goto fail;
+    }
+    uint64_t sum = 1469598103934665603ull, stored;
+    for (size_t i = 0; i < len - 8; i++) {
+        sum ^= data[i];
+        sum *= 1099511628211ull;
+    }
+    memcpy(&stored, data + len - 8, 8);
+    h.stem[sizeof h.stem - 1] = 0;
+    /* sizes are checked one by one so that no sum below can overflow */
+    if (sum != stored || h.nterms >= UINT32_MAX || h.nposts > len || h.arena_len > len ||
+        (uint64_t)h.ndocs * 4 > len || h.nterms * 4 > len ||
+        sizeof h + 8 + (uint64_t)h.ndocs * 4 + h.nterms * 8 + h.arena_len + h.nposts * 8 != len) {
+        if (err) *err = "corrupt index";
+        goto fail;
+    }
+    const char *e2 = NULL;
+    if (!(ix = mg_bm25_new(h.k1, h.b, h.stem, (int)h.stopwords, &e2))) {
+        if (err) *err = e2 && strcmp(e2, "out of memory") == 0 ? e2 : "corrupt index";
+        goto fail;
+    }
+    const unsigned char *p = data + sizeof h;
+    const uint32_t *doc_len = (const void *)p;
+    p += (size_t)h.ndocs * 4;
+    const uint32_t *term_len = (const void *)p;
+    p += h.nterms * 4;
+    const char *bytes = (const char *)p;
+    p += h.arena_len;
+    const unsigned char *dfp = p;
+    p += h.nterms * 4;
+    const unsigned char *docp = p;
+    p += h.nposts * 4;
+    const unsigned char *tfp = p;
+
+    ix->ndocs = ix->docs_cap = h.ndocs;
+    ix->doc_len = malloc(((size_t)h.ndocs + 1) * 4);
+    ix->post_start = malloc((h.nterms + 1) * 8);
+    ix->post_doc = malloc((h.nposts + 1) * 4);
+    ix->post_tf = malloc((h.nposts + 1) * 4);
+    if (!ix->doc_len || !ix->post_start || !ix->post_doc || !ix->post_tf)
+        goto oom;
+    memcpy(ix->doc_len, doc_len, (size_t)h.ndocs * 4);
+    memcpy(ix->post_doc, docp, h.nposts * 4);
+    memcpy(ix->post_tf, tfp, h.nposts * 4);
+    uint64_t total = 0;
+    for (uint32_t d = 0; d < h.ndocs; d++)
+        total += ix->doc_len[d];
+    if (total != h.total_len)
+        goto corrupt;
+    ix->total_len = total;
+    ix->nposts = h.nposts;
+    uint64_t off = 0, ps = 0;
+    for (uint64_t t = 0; t < h.nterms; t++) {
+        uint32_t tl;
+        memcpy(&tl, (const unsigned char *)term_len + t * 4, 4);
+        if (tl == 0 || tl > h.arena_len - off)
+            goto corrupt;
+        uint32_t before = ix->nterms;
+        int64_t id = dict_intern(ix, bytes + off, tl);
+        if (id < 0)
+            goto oom;
+        if ((uint64_t)id != t || ix->nterms == before)   /* duplicate term */
+            goto corrupt;
+        off += tl;
+        uint32_t df;
+        memcpy(&df, dfp + t * 4, 4);
+        ix->df[t] = df;
+        ix->post_start[t] = ps;
+        if (df > h.ndocs || df > h.nposts - ps)
+            goto corrupt;
+        for (uint64_t q = ps; q < ps + df; q++) {
+            if (ix->post_doc[q] >= h.ndocs || ix->post_tf[q] == 0 ||
+                (q > ps && ix->post_doc[q] <= ix->post_doc[q - 1]))
+                goto corrupt;
+        }
+        ps += df;
+    }
+    if (off != h.arena_len || ps != h.nposts)
+        goto corrupt;
+    ix->post_start[h.nterms] = ps;
+    if (finish(ix) < 0)
+        goto oom;
+    free_build(ix);
+    ix->committed = 1;
+    free(data);
+    return ix;
+corrupt:
+    if (err) *err = "corrupt index";
+    goto fail;
+oom:
+    if (err) *err = "out of memory";
+fail:
+    mg_bm25_free(ix);
+    free(data);
+    return NULL;
+}
