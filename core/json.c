@@ -1,0 +1,798 @@
+/* json.c: JSON <-> Lua values, parsed straight onto the Lua stack and printed into one
+ * reusable buffer (no intermediate tree). Exposed as the lua_CFunction module moongate._json.
+ *
+ * Why not cJSON: it stores every number as a double (integers past 2^53 are rounded),
+ * keeps strings NUL-terminated (a "\u0000" cuts the string), prints floats with %.15g/%.17g
+ * (0.1+0.2 becomes 0.3 or an ugly 17-digit form) and copies invalid UTF-8 through. Each of
+ * these hurts a gateway relaying user content, and building a cJSON tree only to convert it
+ * into Lua tables is a second copy of every document. So this file does the one pass itself:
+ *   - integers are read exactly; beyond 2^53 they become int64 cdata (through a Lua hook),
+ *     beyond int64 "number out of range";
+ *   - floats print in the shortest of %.15g/%.16g/%.17g that reads back to the same double;
+ *   - strings are byte strings with their length: \u0000 survives both ways;
+ *   - invalid UTF-8 prints as \ufffd (one per maximal ill-formed subsequence), so the output
+ *     is always valid JSON;
+ *   - arrays carry a metatable mark (array_mt) so that [] round-trips, and json.array /
+ *     json.object marks decide how an empty table prints. */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "mg.h"
+
+#define JSON_MAX_DEPTH 1000
+#define JSON_CDATA 10 /* lua_type() of an FFI cdata in LuaJIT (LUA_TCDATA, not in lua.h) */
+
+/* ---- growable byte buffer, kept in a userdata so a raised error never leaks it ---------- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} jbuf;
+
+static int jbuf_gc(lua_State *L) {
+    jbuf *b = lua_touserdata(L, 1);
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+    return 0;
+}
+
+static int jbuf_reserve_slow(jbuf *b, size_t extra) {
+    size_t need = b->n + extra, cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) return -1;
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int jbuf_reserve(jbuf *b, size_t extra) {
+    return (b->cap - b->n >= extra) ? 0 : jbuf_reserve_slow(b, extra);
+}
+
+/* After a huge document, give the memory back rather than pin it for the process's life. */
+static void jbuf_trim(jbuf *b) {
+    if (b->cap > (4u << 20)) {
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+    b->n = 0;
+}
+
+/* ---- encoder ----------------------------------------------------------------------------- */
+
+typedef struct {
+    lua_State *L;
+    jbuf *b;
+    const char *err; /* static message, or ebuf */
+    char ebuf[128];
+} jenc;
+
+/* Upvalues of encode: 1 array_mt, 2 object_mt, 3 cdata_to_string, 4 buffer. */
+#define ENC_ARRAY_MT lua_upvalueindex(1)
+#define ENC_OBJECT_MT lua_upvalueindex(2)
+#define ENC_CDATA_HOOK lua_upvalueindex(3)
+#define ENC_BUF lua_upvalueindex(4)
+
+/* 0: copy as is; 1: escape; 2: start of a multi-byte (or invalid) UTF-8 sequence. */
+static const unsigned char enc_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+static const char hexdig[] = "0123456789abcdef";
+
+/* Length of the well-formed UTF-8 sequence at s (Unicode 15, table 3-7), or, when it is
+ * ill-formed, minus the length of its maximal ill-formed prefix (at least 1). */
+static int utf8_seq(const unsigned char *s, size_t avail) {
+    unsigned c = s[0];
+    unsigned lo = 0x80, hi = 0xBF;
+    int len;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;
+        else if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;
+        else if (c == 0xF4) hi = 0x8F;
+    } else
+        return -1;
+    for (int i = 1; i < len; i++) {
+        if ((size_t)i >= avail) return -i;
+        unsigned d = s[i];
+        if (d < lo || d > hi) return -i;
+        lo = 0x80, hi = 0xBF;
+    }
+    return len;
+}
+
+static int enc_string(jenc *e, const char *str, size_t len) {
+    jbuf *b = e->b;
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    /* Worst case: every byte becomes \u00XX or \ufffd (6 bytes) + quotes. */
+    if (len > (SIZE_MAX - 2) / 6 || jbuf_reserve(b, len * 6 + 2)) {
+        e->err = "out of memory";
+        return -1;
+    }
+    char *o = b->p + b->n;
+    *o++ = '"';
+    while (s < end) {
+        const unsigned char *run = s;
+        while (s < end && enc_class[*s] == 0) s++;
+        if (s > run) {
+            memcpy(o, run, (size_t)(s - run));
+            o += s - run;
+            if (s == end) break;
+        }
+        unsigned c = *s;
+        if (enc_class[c] == 1) {
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            default:
+                *o++ = 'u', *o++ = '0', *o++ = '0';
+                *o++ = hexdig[c >> 4], *o++ = hexdig[c & 15];
+            }
+            s++;
+        } else {
+            int n = utf8_seq(s, (size_t)(end - s));
+            if (n > 0) {
+                memcpy(o, s, (size_t)n);
+                o += n;
+                s += n;
+            } else {
+                memcpy(o, "\\ufffd", 6);
+                o += 6;
+                s += -n;
+            }
+        }
+    }
+    *o++ = '"';
+    b->n = (size_t)(o - b->p);
+    return 0;
+}
+
+static char *fmt_u64(char *end, uint64_t v) {
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+static int enc_int64(jenc *e, int64_t v) {
+    char tmp[24], *end = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char *p = fmt_u64(end, u);
+    if (v < 0) *--p = '-';
+    if (jbuf_reserve(e->b, 24)) {
+        e->err = "out of memory";
+        return -1;
+    }
+    memcpy(e->b->p + e->b->n, p, (size_t)(end - p));
+    e->b->n += (size_t)(end - p);
+    return 0;
+}
+
+/* Shortest of %.15g, %.16g, %.17g that strtod reads back as the same double. For normal
+ * doubles a value whose shortest form has fewer digits prints the same under %.15g (%g
+ * drops the trailing zeros); subnormals carry fewer significant digits, so they search
+ * from 1 (5e-324, not 4.94065645841247e-324). */
+static int fmt_double(char *out, size_t cap, double d) {
+    int n = 0;
+    for (int prec = fabs(d) < 2.2250738585072014e-308 ? 1 : 15; prec <= 17; prec++) {
+        n = snprintf(out, cap, "%.*g", prec, d);
+        if (prec == 17 || strtod(out, NULL) == d) break;
+    }
+    return n;
+}
+
+static int enc_number(jenc *e, double d) {
+    if (!isfinite(d)) {
+        e->err = isnan(d) ? "cannot encode nan" : "cannot encode inf";
+        return -1;
+    }
+    /* Integral values below 2^63 print as exact integers (2^53 is 9007199254740992, not
+     * 9.00719925474099e+15); -0 keeps its sign so it reads back as -0. */
+    if (d == floor(d) && fabs(d) < 9223372036854775808.0) {
+        if (d == 0 && signbit(d)) {
+            if (jbuf_reserve(e->b, 2)) goto oom;
+            memcpy(e->b->p + e->b->n, "-0", 2);
+            e->b->n += 2;
+            return 0;
+        }
+        return enc_int64(e, (int64_t)d);
+    }
+    if (jbuf_reserve(e->b, 32)) goto oom;
+    e->b->n += (size_t)fmt_double(e->b->p + e->b->n, 32, d);
+    return 0;
+oom:
+    e->err = "out of memory";
+    return -1;
+}
+
+static int enc_literal(jenc *e, const char *s, size_t n) {
+    if (jbuf_reserve(e->b, n)) {
+        e->err = "out of memory";
+        return -1;
+    }
+    memcpy(e->b->p + e->b->n, s, n);
+    e->b->n += n;
+    return 0;
+}
+
+static inline int enc_char(jenc *e, char c) {
+    if (jbuf_reserve(e->b, 1)) {
+        e->err = "out of memory";
+        return -1;
+    }
+    e->b->p[e->b->n++] = c;
+    return 0;
+}
+
+/* An FFI int64_t/uint64_t: ask the Lua hook for its decimal digits (rare path). */
+static int enc_cdata(jenc *e, int idx) {
+    lua_State *L = e->L;
+    lua_pushvalue(L, ENC_CDATA_HOOK);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) != 0 || lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        e->err = "cannot encode cdata";
+        return -1;
+    }
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    int rc = enc_literal(e, s, n);
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int enc_value(jenc *e, int idx, int depth);
+
+/* Keys: strings; in a json.object-marked table numbers too (printed as JSON would). */
+static int enc_key(jenc *e, int kidx, int marked_object) {
+    lua_State *L = e->L;
+    int t = lua_type(L, kidx);
+    if (t == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, kidx, &n);
+        return enc_string(e, s, n);
+    }
+    if (t == LUA_TNUMBER && marked_object) {
+        char tmp[40];
+        double d = lua_tonumber(L, kidx);
+        int n;
+        if (!isfinite(d)) {
+            e->err = "cannot encode nan or inf key";
+            return -1;
+        }
+        if (d == floor(d) && fabs(d) < 9223372036854775808.0) n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+        else n = fmt_double(tmp, sizeof tmp, d);
+        return enc_string(e, tmp, (size_t)n);
+    }
+    e->err = "cannot encode mixed table (keys must be all strings or 1..n)";
+    return -1;
+}
+
+static int enc_table(jenc *e, int idx, int depth) {
+    lua_State *L = e->L;
+    if (depth > JSON_MAX_DEPTH) {
+        e->err = "nesting too deep (over 1000 levels, or a cycle)";
+        return -1;
+    }
+    if (!lua_checkstack(L, 6)) {
+        e->err = "out of memory";
+        return -1;
+    }
+    int mark = 0; /* 1 array, 2 object */
+    if (lua_getmetatable(L, idx)) {
+        if (lua_rawequal(L, -1, ENC_ARRAY_MT)) mark = 1;
+        else if (lua_rawequal(L, -1, ENC_OBJECT_MT)) mark = 2;
+        lua_pop(L, 1);
+    }
+
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return enc_literal(e, mark == 1 ? "[]" : "{}", 2);
+
+    if (mark == 2 || (mark == 0 && lua_type(L, -2) == LUA_TSTRING)) {
+        /* Object: one pass, printing as lua_next goes. */
+        if (enc_char(e, '{')) goto fail2;
+        int first = 1;
+        do {
+            if (!first && enc_char(e, ',')) goto fail2;
+            first = 0;
+            if (enc_key(e, lua_gettop(L) - 1, mark == 2) || enc_char(e, ':') ||
+                enc_value(e, lua_gettop(L), depth + 1))
+                goto fail2;
+            lua_pop(L, 1);
+        } while (lua_next(L, idx));
+        return enc_char(e, '}');
+    }
+
+    /* Array: check that the keys are exactly 1..n, then print in order. */
+    size_t count = 0;
+    double maxk = 0;
+    do {
+        if (lua_type(L, -2) != LUA_TNUMBER) {
+            e->err = mark == 1 ? "cannot encode array with non-integer keys"
+                               : "cannot encode mixed table (keys must be all strings or 1..n)";
+            goto fail2;
+        }
+        double k = lua_tonumber(L, -2);
+        if (!(k >= 1 && k == floor(k) && k < 9007199254740992.0)) {
+            e->err = "cannot encode array with non-integer keys";
+            goto fail2;
+        }
+        if (k > maxk) maxk = k;
+        count++;
+        lua_pop(L, 1);
+    } while (lua_next(L, idx));
+    if ((double)count != maxk) {
+        e->err = "cannot encode sparse array";
+        return -1;
+    }
+    if (enc_char(e, '[')) return -1;
+    for (size_t i = 1; i <= count; i++) {
+        if (i > 1 && enc_char(e, ',')) return -1;
+        lua_rawgeti(L, idx, (int)i);
+        if (enc_value(e, lua_gettop(L), depth + 1)) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    return enc_char(e, ']');
+fail2:
+    lua_pop(L, 2);
+    return -1;
+}
+
+static int enc_value(jenc *e, int idx, int depth) {
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return enc_string(e, s, n);
+    }
+    case LUA_TNUMBER: return enc_number(e, lua_tonumber(L, idx));
+    case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? enc_literal(e, "true", 4) : enc_literal(e, "false", 5);
+    case LUA_TTABLE: return enc_table(e, idx, depth);
+    case LUA_TNIL: return enc_literal(e, "null", 4);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) return enc_literal(e, "null", 4);
+        break;
+    case JSON_CDATA: return enc_cdata(e, idx);
+    default: break;
+    }
+    snprintf(e->ebuf, sizeof e->ebuf, "cannot encode %s", luaL_typename(L, idx));
+    e->err = e->ebuf;
+    return -1;
+}
+
+/* encode(v) -> string | nil, err   [-0, +1|2, m] */
+static int l_encode(lua_State *L) {
+    jenc e;
+    e.L = L;
+    e.b = lua_touserdata(L, ENC_BUF);
+    e.err = NULL;
+    e.b->n = 0;
+    lua_settop(L, 1);
+    if (enc_value(&e, 1, 1)) {
+        jbuf_trim(e.b);
+        lua_pushnil(L);
+        lua_pushstring(L, e.err ? e.err : "cannot encode");
+        return 2;
+    }
+    lua_pushlstring(L, e.b->p, e.b->n);
+    jbuf_trim(e.b);
+    return 1;
+}
+
+/* ---- decoder ----------------------------------------------------------------------------- */
+
+typedef struct {
+    lua_State *L;
+    const char *s, *p, *end;
+    jbuf *b;
+    const char *err;
+    const char *errpos;
+    int oor; /* number out of range: reported without the byte offset */
+} jdec;
+
+/* Upvalues of decode: 1 array_mt, 2 int64_from_string, 3 buffer. */
+#define DEC_ARRAY_MT lua_upvalueindex(1)
+#define DEC_I64_HOOK lua_upvalueindex(2)
+#define DEC_BUF lua_upvalueindex(3)
+
+/* 1 for bytes that end the fast string scan: '"', '\\' and control characters. */
+static const unsigned char dec_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+};
+
+static int dec_fail(jdec *d, const char *p, const char *msg) {
+    if (!d->err) {
+        d->err = msg;
+        d->errpos = p;
+    }
+    return -1;
+}
+
+static inline void skip_ws(jdec *d) {
+    const char *p = d->p, *end = d->end;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    d->p = p;
+}
+
+static int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = (unsigned char)p[i], h;
+        if (c >= '0' && c <= '9') h = c - '0';
+        else if (c >= 'a' && c <= 'f') h = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') h = c - 'A' + 10;
+        else return -1;
+        v = v << 4 | h;
+    }
+    *out = v;
+    return 0;
+}
+
+static char *put_utf8(char *o, unsigned cp) {
+    if (cp < 0x80) *o++ = (char)cp;
+    else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | cp >> 6);
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | cp >> 12);
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | cp >> 18);
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* At '"'. Pushes the string. Strings without escapes are pushed straight from the input. */
+static int dec_string(jdec *d) {
+    const char *start = d->p + 1, *p = start, *end = d->end;
+    while (p < end && !dec_stop[(unsigned char)*p]) p++;
+    if (p < end && *p == '"') {
+        lua_pushlstring(d->L, start, (size_t)(p - start));
+        d->p = p + 1;
+        return 0;
+    }
+    /* Slow path: unescape into the scratch buffer. The output is never longer than the
+     * input (each escape shrinks or keeps its length), so one reservation suffices. */
+    jbuf *b = d->b;
+    b->n = 0;
+    if (jbuf_reserve(b, (size_t)(end - start))) return dec_fail(d, start, "out of memory");
+    char *o = b->p;
+    memcpy(o, start, (size_t)(p - start));
+    o += p - start;
+    for (;;) {
+        const char *run = p;
+        while (p < end && !dec_stop[(unsigned char)*p]) p++;
+        memcpy(o, run, (size_t)(p - run));
+        o += p - run;
+        if (p >= end) return dec_fail(d, p, "unterminated string");
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') break;
+        if (c < 0x20) return dec_fail(d, p, "control character in string");
+        /* backslash */
+        if (p + 1 >= end) return dec_fail(d, p + 1, "unterminated string");
+        switch (p[1]) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '/': *o++ = '/'; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case 'u': {
+            unsigned cp, lo;
+            if (end - p < 6 || hex4(p + 2, &cp)) return dec_fail(d, p, "invalid \\u escape");
+            p += 6;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* A high surrogate must pair with a following \uDC00-\uDFFF. */
+                if (end - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) == 0 && lo >= 0xDC00 &&
+                    lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                } else
+                    cp = 0xFFFD;
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF)
+                cp = 0xFFFD; /* lone low surrogate: not representable in UTF-8 */
+            o = put_utf8(o, cp);
+            continue;
+        }
+        default: return dec_fail(d, p, "invalid escape in string");
+        }
+        p += 2;
+    }
+    lua_pushlstring(d->L, b->p, (size_t)(o - b->p));
+    d->p = p + 1;
+    return 0;
+}
+
+static int dec_number(jdec *d) {
+    const char *p = d->p, *end = d->end, *start = p;
+    int neg = 0, isint = 1;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || !(*p >= '0' && *p <= '9')) return dec_fail(d, p, "invalid number");
+    const char *digits = p;
+    if (*p == '0') p++;
+    else
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    size_t ndig = (size_t)(p - digits);
+    if (p < end && *p == '.') {
+        isint = 0;
+        p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return dec_fail(d, p, "invalid number");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        isint = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return dec_fail(d, p, "invalid number");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    d->p = p;
+    if (isint) {
+        if (ndig <= 15) { /* < 10^15 < 2^53: exact as a double, the common case */
+            int64_t v = 0;
+            for (const char *q = digits; q < p; q++) v = v * 10 + (*q - '0');
+            lua_pushnumber(d->L, neg ? -(double)v : (double)v);
+            return 0;
+        }
+        uint64_t v = 0;
+        int over = 0;
+        for (const char *q = digits; q < p; q++) {
+            unsigned dg = (unsigned)(*q - '0');
+            if (v > (UINT64_MAX - dg) / 10) {
+                over = 1;
+                break;
+            }
+            v = v * 10 + dg;
+        }
+        if (!over && v <= (1ULL << 53)) {
+            lua_pushnumber(d->L, neg ? -(double)v : (double)v);
+            return 0;
+        }
+        if (over || v > (neg ? (1ULL << 63) : (uint64_t)INT64_MAX)) {
+            d->oor = 1;
+            return dec_fail(d, start, "number out of range");
+        }
+        /* Exact int64 cdata, built by the Lua hook from the digits. */
+        lua_pushvalue(d->L, DEC_I64_HOOK);
+        lua_pushlstring(d->L, start, (size_t)(p - start));
+        lua_call(d->L, 1, 1);
+        return 0;
+    }
+    /* strtod wants a terminated string; numbers are short, copy to the stack. */
+    char tmp[64];
+    size_t n = (size_t)(p - start);
+    char *s = tmp;
+    if (n >= sizeof tmp) {
+        d->b->n = 0;
+        if (jbuf_reserve(d->b, n + 1)) return dec_fail(d, start, "out of memory");
+        s = d->b->p;
+    }
+    memcpy(s, start, n);
+    s[n] = 0;
+    double v = strtod(s, NULL);
+    if (isinf(v)) {
+        d->oor = 1;
+        return dec_fail(d, start, "number out of range");
+    }
+    lua_pushnumber(d->L, v);
+    return 0;
+}
+
+static int dec_literal(jdec *d, const char *lit, size_t n) {
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, lit, n) != 0) return dec_fail(d, d->p, "invalid literal");
+    d->p += n;
+    return 0;
+}
+
+static int dec_value(jdec *d, int depth);
+
+static int dec_array(jdec *d, int depth) {
+    lua_State *L = d->L;
+    if (depth > JSON_MAX_DEPTH) return dec_fail(d, d->p, "nesting too deep (over 1000 levels)");
+    if (!lua_checkstack(L, 4)) return dec_fail(d, d->p, "out of memory");
+    lua_createtable(L, 0, 0);
+    lua_pushvalue(L, DEC_ARRAY_MT);
+    lua_setmetatable(L, -2);
+    d->p++;
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        return 0;
+    }
+    for (int i = 1;; i++) {
+        if (dec_value(d, depth + 1)) return -1;
+        lua_rawseti(L, -2, i);
+        skip_ws(d);
+        if (d->p >= d->end) return dec_fail(d, d->p, "unexpected end of input");
+        if (*d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (*d->p == ']') {
+            d->p++;
+            return 0;
+        }
+        return dec_fail(d, d->p, "expected ',' or ']'");
+    }
+}
+
+static int dec_object(jdec *d, int depth) {
+    lua_State *L = d->L;
+    if (depth > JSON_MAX_DEPTH) return dec_fail(d, d->p, "nesting too deep (over 1000 levels)");
+    if (!lua_checkstack(L, 4)) return dec_fail(d, d->p, "out of memory");
+    lua_createtable(L, 0, 0);
+    d->p++;
+    skip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(d);
+        if (d->p >= d->end) return dec_fail(d, d->p, "unexpected end of input");
+        if (*d->p != '"') return dec_fail(d, d->p, "expected string key");
+        if (dec_string(d)) return -1;
+        skip_ws(d);
+        if (d->p >= d->end) return dec_fail(d, d->p, "unexpected end of input");
+        if (*d->p != ':') return dec_fail(d, d->p, "expected ':'");
+        d->p++;
+        if (dec_value(d, depth + 1)) return -1;
+        lua_rawset(L, -3);
+        skip_ws(d);
+        if (d->p >= d->end) return dec_fail(d, d->p, "unexpected end of input");
+        if (*d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (*d->p == '}') {
+            d->p++;
+            return 0;
+        }
+        return dec_fail(d, d->p, "expected ',' or '}'");
+    }
+}
+
+static int dec_value(jdec *d, int depth) {
+    skip_ws(d);
+    if (d->p >= d->end) return dec_fail(d, d->p, "unexpected end of input");
+    switch (*d->p) {
+    case '{': return dec_object(d, depth);
+    case '[': return dec_array(d, depth);
+    case '"': return dec_string(d);
+    case 't':
+        if (dec_literal(d, "true", 4)) return -1;
+        lua_pushboolean(d->L, 1);
+        return 0;
+    case 'f':
+        if (dec_literal(d, "false", 5)) return -1;
+        lua_pushboolean(d->L, 0);
+        return 0;
+    case 'n':
+        if (dec_literal(d, "null", 4)) return -1;
+        lua_pushlightuserdata(d->L, NULL);
+        return 0;
+    default:
+        if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9')) return dec_number(d);
+        return dec_fail(d, d->p, "unexpected character");
+    }
+}
+
+/* decode(s) -> value | nil, err   [-0, +1|2, m] */
+static int l_decode(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    jdec d = {L, s, s, s + len, lua_touserdata(L, DEC_BUF), NULL, NULL, 0};
+    lua_settop(L, 1);
+    int rc = dec_value(&d, 1);
+    if (rc == 0) {
+        skip_ws(&d);
+        if (d.p < d.end) rc = dec_fail(&d, d.p, "trailing garbage after value");
+    }
+    jbuf_trim(d.b);
+    if (rc == 0) return 1;
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    if (d.oor) {
+        lua_pushstring(L, d.err);
+        return 2;
+    }
+    size_t off = (size_t)(d.errpos - s) + 1; /* 1-based, as string.sub counts */
+    char msg[160];
+    if (d.errpos < d.end) {
+        unsigned char c = (unsigned char)*d.errpos;
+        if (c > 0x20 && c < 0x7f)
+            snprintf(msg, sizeof msg, "invalid json at byte %zu: %s near '%c'", off, d.err, c);
+        else
+            snprintf(msg, sizeof msg, "invalid json at byte %zu: %s near byte 0x%02x", off, d.err, c);
+    } else
+        snprintf(msg, sizeof msg, "invalid json at byte %zu: %s", off, d.err);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+/* ---- module ------------------------------------------------------------------------------ */
+
+static void push_buffer(lua_State *L) {
+    jbuf *b = lua_newuserdata(L, sizeof *b);
+    memset(b, 0, sizeof *b);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, jbuf_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+}
+
+/* _json.new(array_mt, object_mt, int64_from_string, cdata_to_string) -> encode, decode
+ * [-4, +2, m]. The Lua wrapper owns the marks and the FFI hooks and passes them in once. */
+static int l_new(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 4);
+    push_buffer(L);
+    lua_pushcclosure(L, l_encode, 4);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    push_buffer(L);
+    lua_pushcclosure(L, l_decode, 3);
+    return 2;
+}
+
+MG_API int luaopen_moongate__json(lua_State *L) {
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, l_new);
+    lua_setfield(L, -2, "new");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    return 1;
+}
