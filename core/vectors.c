@@ -1,0 +1,617 @@
+/* vectors.c: dense vector store with exact top-k dot-product search. Rows are padded to
+ * 64 bytes so every kernel runs whole SIMD blocks; the kernel is picked once at run time. */
+#include "vectors.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mg_vectors {
+    uint32_t dim;
+    int quant;
+    size_t stride;      /* elements per stored row: floats (f32) or bytes (i8) */
+    size_t row_bytes;
+    size_t count, cap;
+    unsigned char *data;   /* 64-byte aligned */
+    float *scale;          /* i8: per-row scale */
+};
+
+/* ---- kernels ------------------------------------------------------------------------
+ * f32: out[r] = dot(q, row r) over `stride` floats (a multiple of 16, padding is zero).
+ * i8:  out[r] = dot(q16, row r) in int32 over `stride` bytes (a multiple of 64). */
+
+typedef void (*f32_kernel)(const float *q, const float *base, size_t stride, size_t nrows, float *out);
+typedef void (*i8_kernel)(const int16_t *q, const int8_t *base, size_t stride, size_t nrows, int32_t *out);
+
+static void f32_portable(const float *q, const float *base, size_t stride, size_t nrows, float *out)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        const float *x = base + r * stride;
+        float a[8] = {0};
+        for (size_t j = 0; j < stride; j += 8)
+            for (int l = 0; l < 8; l++)
+                a[l] += q[j + l] * x[j + l];
+        out[r] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    }
+}
+
+static void i8_portable(const int16_t *q, const int8_t *base, size_t stride, size_t nrows, int32_t *out)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        const int8_t *x = base + r * stride;
+        int32_t s = 0;
+        for (size_t j = 0; j < stride; j++)
+            s += (int32_t)q[j] * x[j];
+        out[r] = s;
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void f32_avx2(const float *q, const float *base, size_t stride, size_t nrows, float *out)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        const float *x = base + r * stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t j = 0;
+        for (; j + 32 <= stride; j += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_load_ps(x + j), _mm256_load_ps(q + j), a0);
+            a1 = _mm256_fmadd_ps(_mm256_load_ps(x + j + 8), _mm256_load_ps(q + j + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_load_ps(x + j + 16), _mm256_load_ps(q + j + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_load_ps(x + j + 24), _mm256_load_ps(q + j + 24), a3);
+        }
+        if (j < stride) {
+            a0 = _mm256_fmadd_ps(_mm256_load_ps(x + j), _mm256_load_ps(q + j), a0);
+            a1 = _mm256_fmadd_ps(_mm256_load_ps(x + j + 8), _mm256_load_ps(q + j + 8), a1);
+        }
+        __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+        out[r] = _mm_cvtss_f32(h);
+    }
+}
+
+__attribute__((target("avx2")))
+static void i8_avx2(const int16_t *q, const int8_t *base, size_t stride, size_t nrows, int32_t *out)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        const int8_t *x = base + r * stride;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+        for (size_t j = 0; j < stride; j += 32) {
+            __m256i x0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(x + j)));
+            __m256i x1 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(x + j + 16)));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(x0, _mm256_load_si256((const __m256i *)(q + j))));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(x1, _mm256_load_si256((const __m256i *)(q + j + 16))));
+        }
+        __m256i s = _mm256_add_epi32(a0, a1);
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+        out[r] = _mm_cvtsi128_si32(h);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void f32_avx512(const float *q, const float *base, size_t stride, size_t nrows, float *out)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        const float *x = base + r * stride;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t j = 0;
+        for (; j + 64 <= stride; j += 64) {
+            a0 = _mm512_fmadd_ps(_mm512_load_ps(x + j), _mm512_load_ps(q + j), a0);
+            a1 = _mm512_fmadd_ps(_mm512_load_ps(x + j + 16), _mm512_load_ps(q + j + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_load_ps(x + j + 32), _mm512_load_ps(q + j + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_load_ps(x + j + 48), _mm512_load_ps(q + j + 48), a3);
+        }
+        for (; j < stride; j += 16)
+            a0 = _mm512_fmadd_ps(_mm512_load_ps(x + j), _mm512_load_ps(q + j), a0);
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    }
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void i8_avx512(const int16_t *q, const int8_t *base, size_t stride, size_t nrows, int32_t *out)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        const int8_t *x = base + r * stride;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+        for (size_t j = 0; j < stride; j += 64) {
+            __m512i x0 = _mm512_cvtepi8_epi16(_mm256_load_si256((const __m256i *)(x + j)));
+            __m512i x1 = _mm512_cvtepi8_epi16(_mm256_load_si256((const __m256i *)(x + j + 32)));
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(x0, _mm512_load_si512(q + j)));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(x1, _mm512_load_si512(q + j + 32)));
+        }
+        out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+    }
+}
+
+static struct {
+    const char *name;
+    f32_kernel f32;
+    i8_kernel i8;
+} kernel;
+
+static int pick(const char *name)
+{
+    __builtin_cpu_init();
+    if (strcmp(name, "avx512") == 0) {
+        if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw"))
+            return MG_DECLINED;
+        kernel.name = "avx512"; kernel.f32 = f32_avx512; kernel.i8 = i8_avx512;
+    } else if (strcmp(name, "avx2") == 0) {
+        if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+            return MG_DECLINED;
+        kernel.name = "avx2"; kernel.f32 = f32_avx2; kernel.i8 = i8_avx2;
+    } else if (strcmp(name, "portable") == 0) {
+        kernel.name = "portable"; kernel.f32 = f32_portable; kernel.i8 = i8_portable;
+    } else {
+        return MG_DECLINED;
+    }
+    return MG_OK;
+}
+
+/* Runs when the library loads, before any thread can search. */
+__attribute__((constructor)) static void kernel_init(void)
+{
+    const char *env = getenv("MOONGATE_SIMD");
+    if (env && pick(env) == MG_OK)
+        return;
+    if (pick("avx512") != MG_OK && pick("avx2") != MG_OK)
+        pick("portable");
+}
+
+const char *mg_vectors_kernel(void)
+{
+    return kernel.name;
+}
+
+int mg_vectors_set_kernel(const char *name)
+{
+    return pick(name);
+}
+
+/* ---- the store ----------------------------------------------------------------------- */
+
+mg_vectors *mg_vectors_new(uint32_t dim, int quant, const char **err)
+{
+    if (dim < 1 || dim > MG_VECTORS_MAX_DIM) {
+        if (err) *err = "dim must be within [1, 65536]";
+        return NULL;
+    }
+    if (quant != MG_VEC_F32 && quant != MG_VEC_I8) {
+        if (err) *err = "unknown quantization";
+        return NULL;
+    }
+    mg_vectors *vs = calloc(1, sizeof *vs);
+    if (!vs) {
+        if (err) *err = "out of memory";
+        return NULL;
+    }
+    vs->dim = dim;
+    vs->quant = quant;
+    if (quant == MG_VEC_F32) {
+        vs->stride = (dim + 15) & ~(size_t)15;
+        vs->row_bytes = vs->stride * 4;
+    } else {
+        vs->stride = (dim + 63) & ~(size_t)63;
+        vs->row_bytes = vs->stride;
+    }
+    return vs;
+}
+
+void mg_vectors_free(mg_vectors *vs)
+{
+    if (!vs)
+        return;
+    free(vs->data);
+    free(vs->scale);
+    free(vs);
+}
+
+int mg_vectors_reserve(mg_vectors *vs, size_t n, const char **err)
+{
+    if (n <= vs->cap)
+        return MG_OK;
+    if (n > UINT32_MAX || n > SIZE_MAX / vs->row_bytes) {
+        if (err) *err = "too many vectors";
+        return MG_ERROR;
+    }
+    unsigned char *d = aligned_alloc(64, n * vs->row_bytes);
+    float *s = vs->quant == MG_VEC_I8 ? malloc(n * sizeof *s) : NULL;
+    if (!d || (vs->quant == MG_VEC_I8 && !s)) {
+        free(d);
+        free(s);
+        if (err) *err = "out of memory";
+        return MG_ERROR;
+    }
+    if (vs->count) {
+        memcpy(d, vs->data, vs->count * vs->row_bytes);
+        if (s)
+            memcpy(s, vs->scale, vs->count * sizeof *s);
+    }
+    free(vs->data);
+    free(vs->scale);
+    vs->data = d;
+    vs->scale = s;
+    vs->cap = n;
+    return MG_OK;
+}
+
+static int all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
+int mg_vectors_add(mg_vectors *vs, const float *v, size_t n, uint32_t *first, const char **err)
+{
+    if (!all_finite(v, n * vs->dim)) {
+        if (err) *err = "not a finite number";
+        return MG_ERROR;
+    }
+    if (vs->count + n > vs->cap) {
+        size_t cap = vs->cap ? vs->cap * 2 : 1024;
+        while (cap < vs->count + n)
+            cap *= 2;
+        if (cap > UINT32_MAX)
+            cap = vs->count + n;
+        if (mg_vectors_reserve(vs, cap, err) != MG_OK)
+            return MG_ERROR;
+    }
+    if (first)
+        *first = (uint32_t)vs->count;
+    for (size_t i = 0; i < n; i++) {
+        const float *x = v + i * vs->dim;
+        unsigned char *row = vs->data + vs->count * vs->row_bytes;
+        memset(row, 0, vs->row_bytes);
+        if (vs->quant == MG_VEC_F32) {
+            memcpy(row, x, vs->dim * sizeof *x);
+        } else {
+            float m = 0;
+            for (uint32_t j = 0; j < vs->dim; j++)
+                m = fmaxf(m, fabsf(x[j]));
+            float scale = m / 127.0f;
+            int8_t *c = (int8_t *)row;
+            for (uint32_t j = 0; j < vs->dim && m > 0; j++) {
+                long q = lrintf(x[j] / scale);
+                c[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            }
+            vs->scale[vs->count] = scale;
+        }
+        vs->count++;
+    }
+    return MG_OK;
+}
+
+/* A query prepared for the kernels: padded and aligned, quantized for int8 stores. */
+typedef struct {
+    float *f;
+    int16_t *i;
+    float scale;
+} prepared;
+
+static int prepare(const mg_vectors *vs, const float *q, prepared *p, const char **err)
+{
+    memset(p, 0, sizeof *p);
+    if (!all_finite(q, vs->dim)) {
+        if (err) *err = "not a finite number";
+        return MG_ERROR;
+    }
+    if (vs->quant == MG_VEC_F32) {
+        p->f = aligned_alloc(64, vs->stride * sizeof(float));
+        if (!p->f)
+            goto oom;
+        memset(p->f, 0, vs->stride * sizeof(float));
+        memcpy(p->f, q, vs->dim * sizeof(float));
+    } else {
+        p->i = aligned_alloc(64, vs->stride * sizeof(int16_t));
+        if (!p->i)
+            goto oom;
+        memset(p->i, 0, vs->stride * sizeof(int16_t));
+        /* as many query levels as keep 127 * levels * stride within int32 */
+        double levels = fmin(32767.0, floor(2147483647.0 / (127.0 * (double)vs->stride)));
+        float m = 0;
+        for (uint32_t j = 0; j < vs->dim; j++)
+            m = fmaxf(m, fabsf(q[j]));
+        p->scale = m > 0 ? (float)(m / levels) : 0;
+        for (uint32_t j = 0; j < vs->dim && m > 0; j++) {
+            long v = lrintf(q[j] / p->scale);
+            p->i[j] = (int16_t)(v > levels ? levels : v < -levels ? -levels : v);
+        }
+    }
+    return MG_OK;
+oom:
+    if (err) *err = "out of memory";
+    return MG_ERROR;
+}
+
+#define BLOCK 256
+
+/* Scores of rows [r, r + n), n <= BLOCK. */
+static void score_block(const mg_vectors *vs, const prepared *p, size_t r, size_t n, float *out)
+{
+    if (vs->quant == MG_VEC_F32) {
+        kernel.f32(p->f, (const float *)(vs->data + r * vs->row_bytes), vs->stride, n, out);
+    } else {
+        int32_t dots[BLOCK];
+        kernel.i8(p->i, (const int8_t *)(vs->data + r * vs->row_bytes), vs->stride, n, dots);
+        for (size_t i = 0; i < n; i++)
+            out[i] = vs->scale[r + i] * p->scale * (float)dots[i];
+    }
+}
+
+typedef struct { float score; uint32_t row; } hit;
+
+static inline int worse(hit a, hit b)
+{
+    return a.score < b.score || (a.score == b.score && a.row > b.row);
+}
+
+static void sift_down(hit *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(h[l], h[m])) m = l;
+        if (r < n && worse(h[r], h[m])) m = r;
+        if (m == i)
+            return;
+        hit t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+static void sift_up(hit *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!worse(h[i], h[p]))
+            return;
+        hit t = h[i]; h[i] = h[p]; h[p] = t;
+        i = p;
+    }
+}
+
+typedef struct {
+    hit *heap;
+    size_t n, k;
+} topk;
+
+/* Rows arrive in increasing order, so an equal score never displaces an earlier row. */
+static void scan_range(const mg_vectors *vs, const prepared *p, size_t r, size_t end, topk *t)
+{
+    float s[BLOCK];
+    while (r < end) {
+        size_t n = end - r < BLOCK ? end - r : BLOCK;
+        score_block(vs, p, r, n, s);
+        for (size_t i = 0; i < n; i++) {
+            if (t->n < t->k) {
+                t->heap[t->n] = (hit){s[i], (uint32_t)(r + i)};
+                sift_up(t->heap, t->n++);
+            } else if (s[i] > t->heap[0].score) {
+                t->heap[0] = (hit){s[i], (uint32_t)(r + i)};
+                sift_down(t->heap, t->n, 0);
+            }
+        }
+        r += n;
+    }
+}
+
+static size_t next_set(const uint64_t *w, size_t r, size_t lim)
+{
+    while (r < lim) {
+        uint64_t x = w[r >> 6] >> (r & 63);
+        if (x)
+            return r + (size_t)__builtin_ctzll(x) < lim ? r + (size_t)__builtin_ctzll(x) : lim;
+        r = (r | 63) + 1;
+    }
+    return lim;
+}
+
+static size_t next_clear(const uint64_t *w, size_t r, size_t lim)
+{
+    while (r < lim) {
+        uint64_t x = ~w[r >> 6] >> (r & 63);
+        if (x)
+            return r + (size_t)__builtin_ctzll(x) < lim ? r + (size_t)__builtin_ctzll(x) : lim;
+        r = (r | 63) + 1;
+    }
+    return lim;
+}
+
+int mg_vectors_search(const mg_vectors *vs, const float *q, uint32_t k,
+                      const uint64_t *allow, size_t allow_bits,
+                      uint32_t *rows, float *scores, size_t *n, const char **err)
+{
+    *n = 0;
+    prepared p;
+    if (prepare(vs, q, &p, err) != MG_OK)
+        return MG_ERROR;
+    size_t kk = k < vs->count ? k : vs->count;
+    topk t = {NULL, 0, kk};
+    if (kk) {
+        t.heap = malloc(kk * sizeof *t.heap);
+        if (!t.heap) {
+            free(p.f);
+            free(p.i);
+            if (err) *err = "out of memory";
+            return MG_ERROR;
+        }
+        if (!allow) {
+            scan_range(vs, &p, 0, vs->count, &t);
+        } else {
+            size_t lim = allow_bits < vs->count ? allow_bits : vs->count;
+            for (size_t r = next_set(allow, 0, lim); r < lim;) {
+                size_t e = next_clear(allow, r, lim);
+                scan_range(vs, &p, r, e, &t);
+                r = next_set(allow, e, lim);
+            }
+        }
+    }
+    for (size_t i = t.n; i > 0; i--) {
+        rows[i - 1] = t.heap[0].row;
+        scores[i - 1] = t.heap[0].score;
+        t.heap[0] = t.heap[i - 1];
+        sift_down(t.heap, i - 1, 0);
+    }
+    *n = t.n;
+    free(t.heap);
+    free(p.f);
+    free(p.i);
+    return MG_OK;
+}
+
+int mg_vectors_scores(const mg_vectors *vs, const float *q, float *out, const char **err)
+{
+    prepared p;
+    if (prepare(vs, q, &p, err) != MG_OK)
+        return MG_ERROR;
+    for (size_t r = 0; r < vs->count; r += BLOCK)
+        score_block(vs, &p, r, vs->count - r < BLOCK ? vs->count - r : BLOCK, out + r);
+    free(p.f);
+    free(p.i);
+    return MG_OK;
+}
+
+int mg_vectors_get(const mg_vectors *vs, uint32_t r, float *out)
+{
+    if (r >= vs->count)
+        return MG_DECLINED;
+    const unsigned char *row = vs->data + (size_t)r * vs->row_bytes;
+    if (vs->quant == MG_VEC_F32) {
+        memcpy(out, row, vs->dim * sizeof *out);
+    } else {
+        for (uint32_t j = 0; j < vs->dim; j++)
+            out[j] = vs->scale[r] * (float)((const int8_t *)row)[j];
+    }
+    return MG_OK;
+}
+
+uint32_t mg_vectors_count(const mg_vectors *vs) { return (uint32_t)vs->count; }
+uint32_t mg_vectors_dim(const mg_vectors *vs) { return vs->dim; }
+int mg_vectors_quant(const mg_vectors *vs) { return vs->quant; }
+size_t mg_vectors_row_bytes(const mg_vectors *vs) { return vs->row_bytes; }
+const void *mg_vectors_data(const mg_vectors *vs) { return vs->data; }
+
+/* ---- file format: header, rows (count * row_bytes), scales (i8), then a 64-bit hash of
+ * everything before, taken 8 bytes at a time so that a GB-sized file checks quickly. */
+
+#define VEC_MAGIC "MGVECS\0\0"
+#define VEC_VERSION 1u
+
+typedef struct {
+    char magic[8];
+    uint32_t version, endian, dim, quant;
+    uint64_t count, row_bytes;
+} vec_header;
+
+static uint64_t hash_words(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++)
+        h = (h ^ s[i]) * 0x100000001B3ull;
+    return h;
+}
+
+int mg_vectors_save(const mg_vectors *vs, const char *path, const char **err)
+{
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 5);
+    if (!tmp) {
+        if (err) *err = "out of memory";
+        return MG_ERROR;
+    }
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(tmp);
+        if (err) *err = "cannot open";
+        return MG_ERROR;
+    }
+    vec_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, VEC_MAGIC, 8);
+    h.version = VEC_VERSION;
+    h.endian = 0x01020304;
+    h.dim = vs->dim;
+    h.quant = (uint32_t)vs->quant;
+    h.count = vs->count;
+    h.row_bytes = vs->row_bytes;
+    size_t nd = vs->count * vs->row_bytes, ns = vs->quant == MG_VEC_I8 ? vs->count * 4 : 0;
+    uint64_t sum = hash_words(1469598103934665603ull, &h, sizeof h);
+    sum = hash_words(sum, vs->data, nd);
+    sum = hash_words(sum, vs->scale, ns);
+    int bad = fwrite(&h, sizeof h, 1, f) != 1 || (nd && fwrite(vs->data, 1, nd, f) != nd) ||
+              (ns && fwrite(vs->scale, 1, ns, f) != ns) || fwrite(&sum, 8, 1, f) != 1;
+    if (fclose(f) != 0)
+        bad = 1;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        free(tmp);
+        if (err) *err = "write failed";
+        return MG_ERROR;
+    }
+    free(tmp);
+    return MG_OK;
+}
+
+mg_vectors *mg_vectors_load(const char *path, const char **err)
+{
+    FILE *f = fopen(path, "rb");
+    mg_vectors *vs = NULL;
+    if (!f) {
+        if (err) *err = "cannot open";
+        return NULL;
+    }
+    vec_header h;
+    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, VEC_MAGIC, 8) != 0 ||
+        h.version != VEC_VERSION || h.endian != 0x01020304) {
+        if (err) *err = "not a vector file";
+        goto fail;
+    }
+    if (!(vs = mg_vectors_new(h.dim, (int)h.quant, err)) || h.row_bytes != vs->row_bytes ||
+        h.count > UINT32_MAX) {
+        if (err) *err = "corrupt vector file";
+        goto fail;
+    }
+    if (fseek(f, 0, SEEK_END) != 0)
+        goto corrupt;
+    long size = ftell(f);
+    size_t ns = vs->quant == MG_VEC_I8 ? h.count * 4 : 0;
+    if (size < 0 || (uint64_t)size != sizeof h + h.count * h.row_bytes + ns + 8 ||
+        fseek(f, (long)sizeof h, SEEK_SET) != 0)
+        goto corrupt;
+    if (h.count && mg_vectors_reserve(vs, h.count, err) != MG_OK)
+        goto fail;
+    size_t nd = h.count * h.row_bytes;
+    uint64_t stored;
+    if ((nd && fread(vs->data, 1, nd, f) != nd) || (ns && fread(vs->scale, 1, ns, f) != ns) ||
+        fread(&stored, 8, 1, f) != 1)
+        goto corrupt;
+    uint64_t sum = hash_words(1469598103934665603ull, &h, sizeof h);
+    sum = hash_words(sum, vs->data, nd);
+    sum = hash_words(sum, vs->scale, ns);
+    if (sum != stored)
+        goto corrupt;
+    vs->count = h.count;
+    fclose(f);
+    return vs;
+corrupt:
+    if (err) *err = "corrupt vector file";
+fail:
+    mg_vectors_free(vs);
+    fclose(f);
+    return NULL;
+}
