@@ -78,18 +78,27 @@ end
 -- One analyzer per distinct setting, kept for the life of the state.
 local cache = {}
 
--- analyzer.terms(text, opts) -> array of strings | nil, err
-function M.terms(text, opts)
-  if type(text) ~= "string" then error("text must be a string", 2) end
-  local stem, sw = M.settings(opts, 2)
+-- analyzer.shared(opts) -> the state-wide analyzer for these settings | nil, err
+-- (callers must not close it)
+function M.shared(opts, level)
+  local stem, sw = M.settings(opts, (level or 1) + 1)
   local key = (stem or "") .. "\0" .. sw
   local a = cache[key]
   if not a then
     local err
     a, err = M.new({ stem = stem or false, stopwords = sw == 1 })
     if not a then return nil, err end
+    a.close = function() error("a shared analyzer cannot be closed", 2) end
     cache[key] = a
   end
+  return a
+end
+
+-- analyzer.terms(text, opts) -> array of strings | nil, err
+function M.terms(text, opts)
+  if type(text) ~= "string" then error("text must be a string", 2) end
+  local a, err = M.shared(opts, 2)
+  if not a then return nil, err end
   return a:terms(text)
 end
 
