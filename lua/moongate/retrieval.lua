@@ -1,0 +1,475 @@
+-- moongate.retrieval: hybrid search over an index directory (BM25 + dense vectors, fused,
+-- re-ranked, near-duplicates collapsed) with tenant isolation and metadata filters.
+--
+--   local retrieval = require "moongate.retrieval"
+--   local idx = assert(retrieval.open("docs-index"))
+--   local hits = idx:search{query = "how do I rotate keys", k = 5, tenant = "acme"}
+--
+-- Writing: retrieval.index(DIR, PATHS, opts) for files, retrieval.writer(DIR, opts) for
+-- documents given one by one (see moongate.retrieval.writer).
+local bit = require "bit"
+local store = require "moongate.retrieval.store"
+local fusion = require "moongate.retrieval.fusion"
+
+local M = {}
+local Q = store.query
+
+--- Settings of `mode = "hybrid"` when a query names none: those that measured best on the
+-- Cranfield development split (tests/bench/retrieval_quality).
+M.hybrid_defaults = { method = "weighted", k = 60, weights = { bm25 = 1, dense = 0.3 } }
+M.candidates = 100          -- depth of each list before fusion
+M.max_k = 1000
+
+local MODES = { bm25 = true, dense = true, hybrid = true }
+
+local function clock()
+  local ok, mg = pcall(require, "moongate")
+  if ok and type(mg) == "table" and mg.now then return mg.now() end
+  return os.clock()
+end
+
+---------------------------------------------------------------------------------------------
+-- A snapshot is one loaded version: everything a query touches, swapped as a whole.
+
+local function load_snapshot(dir, db, version)
+  local json = require "moongate.json"
+  local bm25 = require "moongate.bm25"
+  local vrow = Q(db, "SELECT settings, documents, chunks, duplicates, created_at FROM versions WHERE version = ?", version)[1]
+  if not vrow then return nil, "index version " .. version .. " is missing" end
+  local settings = json.decode(vrow.settings) or {}
+  local vdir = dir .. "/v" .. version
+  local ix, err = bm25.load(vdir .. "/bm25.bin")
+  if not ix then return nil, "cannot load index version " .. version .. ": " .. tostring(err) end
+  local vs
+  if settings.dim then
+    local vectors = require "moongate.vectors"
+    vs, err = vectors.load(vdir .. "/vectors.bin")
+    if not vs then return nil, "cannot load vectors of version " .. version .. ": " .. tostring(err) end
+  end
+  local rows = Q(db, [[SELECT vc.docno, vc.chunk_id, vc.also, c.tenant, c.labels, c.doc_id, c.simhash,
+      c.source, c.metadata FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
+      WHERE vc.version = ? ORDER BY vc.docno]], version)
+  if #rows ~= ix:count() then
+    return nil, "index version " .. version .. " is inconsistent (" .. #rows .. " chunks, " .. ix:count() .. " in bm25)"
+  end
+  local n = #rows
+  local snap = {
+    version = version, settings = settings, bm25 = ix, vectors = vs, n = n,
+    chunk = {}, tenant = {}, labels = {}, doc_id = {}, simhash = {}, also = {}, source = {},
+    meta_json = {}, meta = {}, allow_cache = {}, allow_order = {},
+    documents = vrow.documents, duplicates = vrow.duplicates, created_at = vrow.created_at,
+  }
+  local hex_hash = require("moongate.retrieval.writer").hex_hash
+  for i, r in ipairs(rows) do
+    snap.chunk[i] = r.chunk_id
+    snap.tenant[i] = r.tenant
+    snap.labels[i] = r.labels
+    snap.doc_id[i] = r.doc_id
+    snap.simhash[i] = hex_hash(r.simhash)
+    snap.source[i] = r.source
+    snap.meta_json[i] = r.metadata
+    if r.also ~= "" then
+      local a = {}
+      for d in r.also:gmatch("[^\n]+") do a[#a + 1] = d end
+      snap.also[i] = a
+    end
+  end
+  return snap
+end
+
+-- The labels a query holds, as a set; a chunk with labels is readable when the query holds
+-- at least one of them, a chunk without labels by every query of its tenant.
+local function label_set(labels)
+  local set = {}
+  if type(labels) == "string" then labels = store.split_labels(labels) end
+  for _, l in ipairs(labels or {}) do set[l] = true end
+  return set
+end
+
+local function readable(chunk_labels, held)
+  if chunk_labels == "" then return true end
+  for l in chunk_labels:gmatch("[^,]+") do
+    if held[l] then return true end
+  end
+  return false
+end
+
+local function meta_of(snap, i)
+  local m = snap.meta[i]
+  if not m then
+    m = require("moongate.json").decode(snap.meta_json[i]) or {}
+    snap.meta[i] = m
+  end
+  return m
+end
+
+local function matches(snap, i, filters)
+  for k, want in pairs(filters) do
+    local have
+    if k == "source" then have = snap.source[i]
+    elseif k == "doc_id" or k == "id" then have = snap.doc_id[i]
+    else have = meta_of(snap, i)[k] end
+    if type(want) == "table" then
+      local any = false
+      for _, w in ipairs(want) do if have == w then any = true; break end end
+      if not any then return false end
+    elseif have ~= want then
+      return false
+    end
+  end
+  return true
+end
+
+local function canonical(t)
+  if type(t) ~= "table" then return tostring(t) end
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if v == nil then v = t[tonumber(k)] end
+    parts[#parts + 1] = k .. "=" .. canonical(v)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- The allow bitset of (tenant, labels, filters): built once per version and kept (LRU of 64).
+local function allow_for(snap, tenant, labels, filters)
+  local key = tenant .. "\0" .. canonical(labels or {}) .. "\0" .. canonical(filters or {})
+  local hit = snap.allow_cache[key]
+  if hit then return hit end
+  local bitset = require "moongate.bitset"
+  local allow = bitset.new(math.max(snap.n, 1))
+  local held = label_set(labels)
+  local has_filters = filters and next(filters) ~= nil
+  local t, l = snap.tenant, snap.labels
+  for i = 1, snap.n do
+    if t[i] == tenant and readable(l[i], held) and (not has_filters or matches(snap, i, filters)) then
+      allow:set(i - 1)
+    end
+  end
+  local entry = { allow = allow, count = allow:count() }
+  snap.allow_cache[key] = entry
+  local order = snap.allow_order
+  order[#order + 1] = key
+  if #order > 64 then
+    snap.allow_cache[table.remove(order, 1)] = nil
+  end
+  return entry
+end
+
+---------------------------------------------------------------------------------------------
+
+local Index = {}
+Index.__index = Index
+
+--- open(DIR, opts) -> idx | nil, err
+-- opts.refresh_interval: seconds between checks of DIR/CURRENT by search() (default 1;
+-- false: only idx:refresh() loads a new version). opts.embedder: an embedder object for
+-- queries (default: the one the index was built with).
+function M.open(dir, opts)
+  if type(dir) ~= "string" then error("index directory must be a string", 2) end
+  opts = opts or {}
+  local db, err = store.open_db(dir)
+  if not db then return nil, err end
+  local idx = setmetatable({
+    dir = dir, db = db, opts = opts, version = nil, snap = nil, checked = 0,
+    refresh_interval = opts.refresh_interval == nil and 1 or opts.refresh_interval,
+  }, Index)
+  local ok
+  ok, err = idx:refresh()
+  if not ok then db:close(); return nil, err end
+  if not idx.snap then db:close(); return nil, "index at " .. dir .. " has no committed version" end
+  return idx
+end
+
+--- Load the version named by DIR/CURRENT if it is not the one in use (build, then swap:
+-- queries running on the old snapshot finish on it). Returns true, changed | nil, err.
+function Index:refresh()
+  if not self.db then error("index is closed", 2) end
+  self.checked = clock()
+  local v = store.current_version(self.dir)
+  if not v then return true, false end
+  if v == self.version then return true, false end
+  local snap, err = load_snapshot(self.dir, self.db, v)
+  if not snap then return nil, err end
+  self.snap = snap
+  self.version = v
+  self.embedder = nil
+  return true, true
+end
+
+function Index:close()
+  if self.db then
+    self.db:close()
+    self.db = nil
+    self.snap = nil
+  end
+end
+
+function Index:stats()
+  local s = self.snap
+  return { version = s.version, chunks = s.n, documents = s.documents, duplicates = s.duplicates,
+    settings = s.settings }
+end
+
+function Index:query_embedder()
+  if self.opts.embedder then return self.opts.embedder end
+  if not self.embedder then
+    local kind = self.snap.settings.embedder
+    if not kind or kind == "none" then return nil, "the index has no vectors (built with --embedder none)" end
+    local e, err = require("moongate.retrieval.embedder").new { kind = kind }
+    if not e then return nil, err end
+    self.embedder = e
+  end
+  return self.embedder
+end
+
+local function check_args(q)
+  if type(q) ~= "table" then error("search takes a table: {query =, k =, ...}", 3) end
+  if type(q.query) ~= "string" then return nil, "query must be a string" end
+  if not q.query:match("%S") then return nil, "empty query" end
+  local k = q.k or 10
+  if type(k) ~= "number" or k < 1 or k % 1 ~= 0 or k > M.max_k then
+    return nil, "k must be an integer from 1 to " .. M.max_k
+  end
+  local mode = q.mode or "hybrid"
+  if not MODES[mode] then return nil, "mode must be bm25, dense or hybrid" end
+  if q.tenant ~= nil and type(q.tenant) ~= "string" then return nil, "tenant must be a string" end
+  if q.filters ~= nil and type(q.filters) ~= "table" then return nil, "filters must be a table" end
+  return k, mode
+end
+
+--- idx:search{query =, k = 10, mode = "hybrid"|"bm25"|"dense", tenant =, labels = {..},
+--   filters = {field = value | {values}}, fusion = {method = "rrf"|"weighted", k =, weights =},
+--   rerank = reranker | true (local) | nil, dedupe = true}
+-- -> hits, info | nil, err. A hit: {id = chunk id, doc_id, score, text, heading, title,
+-- metadata = {source, doc_id, version, timestamp, tenant, labels, ...}, scores = {bm25, dense,
+-- fused, rerank}, ranks = {...}, also = {doc ids of dropped copies}, duplicates = {chunk ids}}.
+function Index:search(q)
+  if not self.db then error("index is closed", 2) end
+  local k, mode = check_args(q)
+  if not k then return nil, mode end
+  local t0 = clock()
+  if self.refresh_interval and t0 - self.checked >= self.refresh_interval then
+    local ok, err = self:refresh()
+    if not ok then return nil, err end
+  end
+  local snap = self.snap
+  local tenant = q.tenant or ""
+  local filters = q.filters
+  local labels = q.labels
+  if filters and (filters.tenant or filters.labels) then
+    -- tenant and labels are access control: accepted here too, never as plain metadata
+    local f = {}
+    for key, v in pairs(filters) do if key ~= "tenant" and key ~= "labels" then f[key] = v end end
+    tenant = filters.tenant or tenant
+    labels = filters.labels or labels
+    filters = f
+  end
+  local allowed = allow_for(snap, tenant, labels, filters)
+  local info = { version = snap.version, mode = mode, candidates = allowed.count }
+  if allowed.count == 0 or snap.n == 0 then
+    info.took = clock() - t0
+    return {}, info
+  end
+
+  local depth = math.max(k, q.candidates or M.candidates)
+  local rerank = q.rerank
+  local lists = {}
+  if mode == "bm25" or mode == "hybrid" then
+    local l = {}
+    for i, h in ipairs(snap.bm25:search(q.query, depth, allowed.allow)) do
+      l[i] = { key = h.doc, score = h.score }
+    end
+    lists.bm25 = l
+  end
+  if mode == "dense" or mode == "hybrid" then
+    if not snap.vectors then
+      if mode == "dense" then return nil, "the index has no vectors (built with --embedder none)" end
+    else
+      local emb, err = self:query_embedder()
+      if not emb then return nil, err end
+      local qv, known = emb.embed(q.query)
+      if not qv then return nil, known end
+      local l = {}
+      if known > 0 then
+        for i, h in ipairs(snap.vectors:search(qv, depth, allowed.allow)) do
+          l[i] = { key = h.row, score = h.score }
+        end
+      end
+      lists.dense = l
+    end
+  end
+
+  local fused
+  if mode == "hybrid" and lists.dense then
+    local f = q.fusion or M.hybrid_defaults
+    local method = f.method or M.hybrid_defaults.method
+    if method == "rrf" then
+      fused = fusion.rrf(lists, { k = f.k or 60, weights = f.weights })
+    elseif method == "weighted" then
+      fused = fusion.weighted(lists, { weights = f.weights or M.hybrid_defaults.weights })
+    else
+      return nil, "fusion method must be rrf or weighted"
+    end
+  else
+    local name = lists.bm25 and "bm25" or "dense"
+    fused = {}
+    for i, h in ipairs(lists[name]) do
+      fused[i] = { key = h.key, score = h.score, ranks = { [name] = i }, scores = { [name] = h.score } }
+    end
+  end
+
+  -- collapse near-duplicates (copies that survived indexing in other tenants' or labels'
+  -- groups are not visible here; these are copies from separate runs or close variants)
+  local dist = snap.settings.dedupe_distance or 3
+  local want = rerank and math.max(k, q.rerank_depth or 50) or k
+  local kept = {}
+  local simhash = (q.dedupe ~= false and dist >= 0) and require("moongate.retrieval.store").simhash()
+  for _, h in ipairs(fused) do
+    local i = h.key + 1
+    local dup_of
+    if simhash then
+      for _, o in ipairs(kept) do
+        if simhash.distance(snap.simhash[o.key + 1], snap.simhash[i]) <= dist then dup_of = o; break end
+      end
+    end
+    if dup_of then
+      dup_of.duplicates = dup_of.duplicates or {}
+      dup_of.duplicates[#dup_of.duplicates + 1] = h.key
+    else
+      kept[#kept + 1] = h
+      if #kept >= want then break end
+    end
+  end
+
+  local hits = self:materialize(snap, kept)
+  if rerank then
+    local rr = rerank
+    if rr == true then rr = require("moongate.retrieval.rerank").new { kind = "local" } end
+    local ok, err = rr:rerank(q.query, hits)
+    if not ok then return nil, err end
+  end
+  while #hits > k do hits[#hits] = nil end
+  info.took = clock() - t0
+  return hits, info
+end
+
+-- Hits with their text and metadata, read from sqlite by chunk id.
+function Index:materialize(snap, kept)
+  if #kept == 0 then return {} end
+  local ids, pos = {}, {}
+  for j, h in ipairs(kept) do
+    local id = snap.chunk[h.key + 1]
+    ids[j] = id
+    pos[id] = j
+  end
+  local rows = Q(self.db, "SELECT id, doc_id, ordinal, heading, text, tokens, title, source, metadata, tenant, labels, added_version, updated_at FROM chunks WHERE id IN (" ..
+    table.concat(ids, ",") .. ")")
+  local by = {}
+  for _, r in ipairs(rows) do by[r.id] = r end
+  local json = require "moongate.json"
+  local hits = {}
+  for _, h in ipairs(kept) do
+    local i = h.key + 1
+    local r = by[snap.chunk[i]]
+    if r then   -- a chunk of a version two or more behind may be gone: refresh() then
+      local meta = {}
+      for key, v in pairs(json.decode(r.metadata) or {}) do meta[key] = v end
+      meta.source = r.source
+      meta.doc_id = r.doc_id
+      meta.version = r.added_version
+      meta.timestamp = r.updated_at
+      meta.tenant = r.tenant ~= "" and r.tenant or nil
+      meta.labels = store.split_labels(r.labels)
+      local heading = {}
+      for part in (r.heading .. " > "):gmatch("(.-) > ") do if part ~= "" then heading[#heading + 1] = part end end
+      local scores = {}
+      for name, v in pairs(h.scores) do scores[name] = v end
+      scores.fused = h.score
+      local dups
+      if h.duplicates then
+        dups = {}
+        for d, key in ipairs(h.duplicates) do dups[d] = snap.chunk[key + 1] end
+      end
+      hits[#hits + 1] = {
+        id = r.id, doc_id = r.doc_id, score = h.score, text = r.text, heading = heading,
+        title = r.title, ordinal = r.ordinal, tokens = r.tokens, metadata = meta,
+        scores = scores, ranks = h.ranks, also = snap.also[i] or {}, duplicates = dups or {},
+      }
+    end
+  end
+  return hits
+end
+
+--- Document-level results: chunks of one document collapse to its best; a chunk that
+-- stands for dropped copies lists their documents right after its own.
+-- Returns array of {doc_id, score, hit} (at most k) | nil, err.
+function Index:search_documents(q)
+  local k = q.k or 10
+  local chunk_q = {}
+  for key, v in pairs(q) do chunk_q[key] = v end
+  chunk_q.k = math.min(M.max_k, k * 4)
+  local hits, info = self:search(chunk_q)
+  if not hits then return nil, info end
+  local out, seen = {}, {}
+  local function push(doc, score, hit)
+    if not seen[doc] and #out < k then
+      seen[doc] = true
+      out[#out + 1] = { doc_id = doc, score = score, hit = hit }
+    end
+  end
+  for _, h in ipairs(hits) do
+    push(h.doc_id, h.score, h)
+    for _, d in ipairs(h.also) do push(d, h.score, h) end
+  end
+  return out, info
+end
+
+---------------------------------------------------------------------------------------------
+-- Writing
+
+--- writer(DIR, opts) -> writer | nil, err (see moongate.retrieval.writer)
+function M.writer(dir, opts)
+  return require("moongate.retrieval.writer").open(dir, opts)
+end
+
+--- index(DIR, PATHS, opts) -> summary | nil, err: ingest files and folders (re-indexing
+-- changed ones, dropping deleted ones) and publish a new version.
+-- opts: writer settings, plus tenant, labels (for files that do not say), progress(stage, done, total).
+function M.index(dir, paths, opts)
+  opts = opts or {}
+  local ingest = require "moongate.retrieval.ingest"
+  local files, skipped = ingest.files(paths)
+  if not files then return nil, skipped end
+  local w, err = M.writer(dir, opts)
+  if not w then return nil, err end
+  local ok, res, cerr = pcall(function()
+    for _, p in ipairs(paths) do w:scanned(p, store.is_dir(p)) end
+    for fi, path in ipairs(files) do
+      local n, ferr = ingest.read_file(path, function(doc)
+        local r, aerr = w:add(doc)
+        if not r then error({ msg = path .. ": " .. doc.id .. ": " .. aerr }) end
+        if opts.progress and w.stats.documents % 100 == 0 then
+          opts.progress("read", fi, #files, w.stats.documents)
+        end
+      end, { tenant = opts.tenant, labels = opts.labels })
+      if not n then error({ msg = ferr }) end
+      if opts.progress then opts.progress("read", fi, #files, w.stats.documents) end
+    end
+    return w:commit()
+  end)
+  if not ok then
+    w:close()
+    if type(res) == "table" and res.msg then return nil, res.msg end
+    error(res, 0)
+  end
+  if not res then w:close(); return nil, cerr end
+  res.files = #files
+  res.skipped = skipped
+  return res
+end
+
+return M
