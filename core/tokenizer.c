@@ -1,13 +1,12 @@
 /* tokenizer.c: tiktoken-exact byte-level BPE for cl100k_base and o200k_base.
  * A hand-written scanner replays OpenAI's split regexes; merges run in O(n log n) per piece. */
 #include "tokenizer.h"
-#include "mg_config.h"
+#include "runtime.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <utf8proc.h>
 
 /* ---- encodings ------------------------------------------------------------------------- */
@@ -35,9 +34,12 @@ static const enc_def ENC_DEFS[] = {
 };
 #define N_ENCS (sizeof ENC_DEFS / sizeof ENC_DEFS[0])
 
+/* One hash slot: the key's first 8 bytes and length live in the slot, so a lookup of a
+ * token of up to 8 bytes (nearly every pair tried during merges) touches one cache line. */
 typedef struct {
-    uint32_t tag; /* high hash bits | 1; 0 = empty slot */
+    uint64_t head; /* first min(len, 8) bytes, zero-padded, little-endian */
     uint32_t rank;
+    uint32_t meta; /* hash bits << 8 | len; 0 = empty slot */
 } slot;
 
 struct mg_tok {
@@ -56,51 +58,53 @@ static char g_err[512];
 
 /* ---- hashing ----------------------------------------------------------------------------- */
 
-static inline uint64_t load_tail(const uint8_t *p, size_t n) {
-    uint64_t v = 0;
-    switch (n) {
-    case 7: v |= (uint64_t)p[6] << 48; /* fallthrough */
-    case 6: v |= (uint64_t)p[5] << 40; /* fallthrough */
-    case 5: v |= (uint64_t)p[4] << 32; /* fallthrough */
-    case 4: v |= (uint64_t)p[3] << 24; /* fallthrough */
-    case 3: v |= (uint64_t)p[2] << 16; /* fallthrough */
-    case 2: v |= (uint64_t)p[1] << 8;  /* fallthrough */
-    case 1: v |= (uint64_t)p[0];
-    }
+static inline uint32_t load32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
     return v;
 }
 
-static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)n * 0xff51afd7ed558ccdull);
-    while (n >= 8) {
+/* The first min(n, 8) bytes of p as a zero-padded little-endian integer, reading only p[0..n). */
+static inline uint64_t load_head(const uint8_t *p, size_t n) {
+    if (n >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);
+        return v;
+    }
+    if (n >= 4) return (uint64_t)load32(p) | ((uint64_t)load32(p + n - 4) << (8 * (n - 4)));
+    return (uint64_t)p[0] | ((uint64_t)p[n >> 1] << (8 * (n >> 1))) | ((uint64_t)p[n - 1] << (8 * (n - 1)));
+}
+
+static inline uint64_t mix64(uint64_t h) {
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return h;
+}
+
+static inline uint64_t hash_key(uint64_t head, const uint8_t *p, size_t n) {
+    uint64_t h = (head ^ ((uint64_t)n << 56)) * 0x9e3779b97f4a7c15ull;
+    for (size_t i = 8; i < n; i += 8) {
+        uint64_t v = i + 8 <= n ? load_head(p + i, 8) : load_head(p + i, n - i);
         h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
         h ^= h >> 29;
-        p += 8;
-        n -= 8;
     }
-    if (n) {
-        h = (h ^ load_tail(p, n)) * 0x94d049bb133111ebull;
-        h ^= h >> 31;
-    }
-    h *= 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 32);
+    return mix64(h);
 }
 
 #define NO_RANK UINT32_MAX
 
 static inline uint32_t rank_of(const mg_tok *t, const uint8_t *p, size_t n) {
     if (n > t->maxlen) return NO_RANK;
-    uint64_t h = hash_bytes(p, n);
-    uint32_t tag = (uint32_t)(h >> 32) | 1u;
+    uint64_t head = load_head(p, n);
+    uint64_t h = hash_key(head, p, n);
+    uint32_t meta = (uint32_t)(h >> 40) << 8 | (uint32_t)n;
     for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
         const slot *s = &t->slots[i];
-        if (s->tag == 0) return NO_RANK;
-        if (s->tag == tag) {
-            uint32_t r = s->rank, o = t->off[r];
-            if (t->off[r + 1] - o == n && memcmp(t->bytes + o, p, n) == 0) return r;
-        }
+        if (s->meta == meta && s->head == head &&
+            (n <= 8 || memcmp(t->bytes + t->off[s->rank] + 8, p + 8, n - 8) == 0))
+            return s->rank;
+        if (s->meta == 0) return NO_RANK;
     }
 }
 
@@ -766,6 +770,17 @@ MG_API int mg_tok_truncate(const mg_tok *t, const char *s, size_t n, size_t max_
     return mg_tok_truncate_special(t, s, n, 0, max_tokens, prefix_bytes);
 }
 
+MG_API int mg_tok_rank(const mg_tok *t, const char *p, size_t n, uint32_t *id) {
+    if (!t || (!p && n)) return MG_ERROR;
+    uint32_t r = n ? rank_of(t, (const uint8_t *)p, n) : NO_RANK;
+    for (uint32_t j = 0; r == NO_RANK && j < t->def->nspecial; j++)
+        if (strlen(t->def->special[j].text) == n && memcmp(t->def->special[j].text, p, n) == 0)
+            r = t->def->special[j].id;
+    if (r == NO_RANK) return MG_DECLINED;
+    if (id) *id = r;
+    return MG_OK;
+}
+
 MG_API int mg_tok_token_bytes(const mg_tok *t, uint32_t id, const char **p, size_t *len) {
     if (!t) return MG_ERROR;
     if (id < t->nranks) {
@@ -857,26 +872,9 @@ static long b64decode(const uint8_t *s, size_t n, uint8_t *out) {
     return o;
 }
 
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int rank_path(const char *name, char *buf, size_t cap) {
-    const char *home = getenv("MOONGATE_HOME");
-    if (g_dir[0]) {
-        snprintf(buf, cap, "%s/%s.tiktoken", g_dir, name);
-        return 0;
-    }
-    const char *cands[] = {home, MG_SOURCE_HOME, MG_INSTALL_HOME};
-    for (size_t i = 0; i < 3; i++) {
-        if (!cands[i] || !cands[i][0]) continue;
-        snprintf(buf, cap, "%s/data/tokenizers/%s.tiktoken", cands[i], name);
-        if (file_exists(buf)) return 0;
-    }
-    snprintf(buf, cap, "%s/data/tokenizers/%s.tiktoken", home && home[0] ? home : MG_SOURCE_HOME,
-             name);
-    return 0;
+static void rank_path(const char *name, char *buf, size_t cap) {
+    if (g_dir[0]) snprintf(buf, cap, "%s/%s.tiktoken", g_dir, name);
+    else snprintf(buf, cap, "%s/data/tokenizers/%s.tiktoken", mg_home(), name);
 }
 
 static void tok_free(mg_tok *t) {
@@ -892,7 +890,7 @@ static mg_tok *load_ranks(const enc_def *d) {
     rank_path(d->name, path, sizeof path);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(g_err, sizeof g_err, "cannot open %.400s: %s", path, strerror(errno));
+        snprintf(g_err, sizeof g_err, "cannot open rank file %.400s: %s", path, strerror(errno));
         return NULL;
     }
     uint8_t *data = NULL;
@@ -968,6 +966,7 @@ static mg_tok *load_ranks(const enc_def *d) {
             memcpy(t->bytes + p, tmp + boff[r], blen[r]);
             p += blen[r];
             if (blen[r] > t->maxlen) t->maxlen = blen[r];
+            if (blen[r] > 255) why = "token longer than 255 bytes";
         }
         t->off[N] = (uint32_t)p;
         size_t slots = 1;
@@ -978,10 +977,12 @@ static mg_tok *load_ranks(const enc_def *d) {
         for (uint32_t r = 0; !why && r < N; r++) {
             const uint8_t *kb = t->bytes + t->off[r];
             size_t kl = t->off[r + 1] - t->off[r];
-            uint64_t h = hash_bytes(kb, kl);
+            uint64_t head = load_head(kb, kl);
+            uint64_t h = hash_key(head, kb, kl);
             uint64_t x = h & t->mask;
-            while (t->slots[x].tag) x = (x + 1) & t->mask;
-            t->slots[x].tag = (uint32_t)(h >> 32) | 1u;
+            while (t->slots[x].meta) x = (x + 1) & t->mask;
+            t->slots[x].head = head;
+            t->slots[x].meta = (uint32_t)(h >> 40) << 8 | (uint32_t)kl;
             t->slots[x].rank = r;
         }
         for (int b = 0; !why && b < 256; b++) {
@@ -995,7 +996,7 @@ static mg_tok *load_ranks(const enc_def *d) {
     free(boff);
     free(seen);
     if (why) {
-        snprintf(g_err, sizeof g_err, "%.400s: %s", path, why);
+        snprintf(g_err, sizeof g_err, "bad rank file %.400s: %s", path, why);
         tok_free(t);
         return NULL;
     }

@@ -52,6 +52,9 @@ MG_API int mg_tok_truncate_special(const mg_tok *enc, const char *s, size_t n, u
  * MG_DECLINED for an id that is no token, with *nout its index in ids. */
 MG_API int mg_tok_decode(const mg_tok *enc, const uint32_t *ids, size_t n, char *out, size_t cap,
                          size_t *nout);
+/* The id whose bytes are exactly p[0..n) (tiktoken's encode_single_token), special tokens
+ * included: MG_OK, or MG_DECLINED if those bytes are no single token. */
+MG_API int mg_tok_rank(const mg_tok *enc, const char *p, size_t n, uint32_t *id);
 /* The bytes of one id, pointing into the table (valid for the process): MG_OK or MG_DECLINED. */
 MG_API int mg_tok_token_bytes(const mg_tok *enc, uint32_t id, const char **p, size_t *len);
 
