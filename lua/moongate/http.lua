@@ -1,0 +1,162 @@
+-- moongate.http: a non-blocking HTTP client for tasks (libcurl multi on the worker's loop).
+-- Validates arguments (raising for caller bugs) and shapes the response object.
+local core = require "moongate._http"
+
+local type, pairs, tostring, error, setmetatable = type, pairs, tostring, error, setmetatable
+local math_floor = math.floor
+local concat = table.concat
+
+local M = {}
+
+local DEFAULT_TIMEOUT = 60        -- seconds until the response (headers, and body unless stream)
+local DEFAULT_IDLE = 30           -- seconds res:read() waits for the next chunk
+
+local USER_AGENT = "moongate/" .. require("moongate.base").version
+
+local OPTIONS = {
+  method = true, url = true, headers = true, body = true, timeout = true,
+  connect_timeout = true, stream = true, redirects = true, max_body = true, buffer = true,
+}
+
+local function bad(msg)
+  error("http.request: " .. msg, 3)
+end
+
+local function check_seconds(opts, k)
+  local v = opts[k]
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= v or v < 0 then
+    bad(k .. " must be a non-negative number of seconds")
+  end
+  return v
+end
+
+local function check_count(opts, k, min)
+  local v = opts[k]
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= math_floor(v) or v < min then
+    bad(k .. " must be an integer >= " .. min)
+  end
+  return v
+end
+
+-- {name = value} -> {"Name: value", ...} for curl, plus our defaults. Names are RFC 9110 tokens;
+-- values may not hold CR, LF or NUL (header injection).
+local function header_lines(headers, has_body)
+  local lines, seen = {}, {}
+  if headers ~= nil then
+    if type(headers) ~= "table" then bad("headers must be a table") end
+    for name, value in pairs(headers) do
+      if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
+        bad("bad header name " .. tostring(name))
+      end
+      local tv = type(value)
+      if tv == "number" then
+        value = tostring(value)
+      elseif tv ~= "string" then
+        bad("header " .. name .. " must be a string or a number")
+      end
+      if value:find("[\r\n%z]") then bad("header " .. name .. " holds CR, LF or NUL") end
+      local lname = name:lower()
+      if lname == "content-length" or lname == "transfer-encoding" or lname == "host" then
+        bad("header " .. name .. " is set by the client itself")
+      end
+      seen[lname] = true
+      -- curl drops "Name:" (empty value) unless written "Name;"
+      lines[#lines + 1] = value == "" and (name .. ";") or (name .. ": " .. value)
+    end
+  end
+  if not seen["user-agent"] then lines[#lines + 1] = "User-Agent: " .. USER_AGENT end
+  -- curl would send Expect: 100-continue for large bodies and wait for the server's go-ahead
+  if not seen["expect"] then lines[#lines + 1] = "Expect:" end
+  -- and would label a body application/x-www-form-urlencoded
+  if has_body and not seen["content-type"] then lines[#lines + 1] = "Content-Type:" end
+  return lines
+end
+
+-- A streamed response: res.status, res.headers, res:read(), res:close().
+local Stream = {}
+Stream.__index = Stream
+
+-- res:read([idle_timeout = 30]) -> chunk | nil (end of body) | nil, err
+-- An idle timeout leaves the stream open (read again, or close); the task's deadline or its
+-- cancellation aborts the transfer.
+function Stream:read(idle_timeout)
+  if idle_timeout ~= nil and (type(idle_timeout) ~= "number" or idle_timeout < 0) then
+    error("res:read: idle_timeout must be a non-negative number of seconds", 2)
+  end
+  return core.read(self._s, idle_timeout or DEFAULT_IDLE)
+end
+
+-- res:read_all([idle_timeout = 30]) -> the rest of the body | nil, err
+function Stream:read_all(idle_timeout)
+  local parts = {}
+  while true do
+    local chunk, err = self:read(idle_timeout)
+    if chunk == nil then
+      if err then return nil, err end
+      return concat(parts)
+    end
+    parts[#parts + 1] = chunk
+  end
+end
+
+-- res:close(): abort the transfer if it still runs; idempotent (the GC does it too).
+function Stream:close()
+  core.close(self._s)
+end
+
+--[[ http.request{method, url, headers, body, timeout, connect_timeout, stream, redirects,
+  max_body, buffer} -> res | nil, err, detail
+  res.status (integer), res.headers (lower-case names -> string), res.body (unless stream). ]]
+function M.request(opts)
+  if type(opts) ~= "table" then error("http.request: expects a table of options", 2) end
+  for k in pairs(opts) do
+    if not OPTIONS[k] then bad("unknown option " .. tostring(k)) end
+  end
+  local url = opts.url
+  if type(url) ~= "string" then bad("url must be a string") end
+  local method = opts.method or "GET"
+  if type(method) ~= "string" or not method:match("^[A-Z]+$") then
+    bad("method must be an upper-case HTTP method such as \"GET\"")
+  end
+  local body = opts.body
+  if body ~= nil and type(body) ~= "string" then bad("body must be a string") end
+  if body == nil and (method == "POST" or method == "PUT" or method == "PATCH") then body = "" end
+  if body ~= nil and method == "HEAD" then bad("HEAD cannot carry a body") end
+  local stream = opts.stream
+  if stream ~= nil and type(stream) ~= "boolean" then bad("stream must be a boolean") end
+  local timeout = check_seconds(opts, "timeout") or DEFAULT_TIMEOUT
+  local connect_timeout = check_seconds(opts, "connect_timeout")
+  local redirects = check_count(opts, "redirects", 0)
+  local max_body = check_count(opts, "max_body", 1)
+  local buffer = check_count(opts, "buffer", 1)
+
+  local status, headers, b = core.request(method, url, header_lines(opts.headers, body ~= nil),
+    body, timeout, connect_timeout, stream, redirects, max_body, buffer)
+  if not status then return nil, headers, b end
+  if stream then
+    return setmetatable({ status = status, headers = headers, _s = b }, Stream)
+  end
+  return { status = status, headers = headers, body = b }
+end
+
+-- http.get(url [, opts]) and http.post(url, body [, opts]): shorthands for request.
+function M.get(url, opts)
+  local o = {}
+  if opts then for k, v in pairs(opts) do o[k] = v end end
+  o.method, o.url = "GET", url
+  return M.request(o)
+end
+
+function M.post(url, body, opts)
+  local o = {}
+  if opts then for k, v in pairs(opts) do o[k] = v end end
+  o.method, o.url, o.body = "POST", url, body
+  return M.request(o)
+end
+
+-- http.stats() -> {active, handles, streams, sockets, paused, buffered, connects, requests}
+M.stats = core.stats
+
+return M
