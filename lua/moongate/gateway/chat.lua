@@ -1,0 +1,289 @@
+-- moongate.gateway.chat: POST /v1/chat/completions. Parses just enough of the request to route it,
+-- runs the plan (fallback, retries, breakers, deadline), and answers: the upstream's bytes as they
+-- came for a completion, or a relayed event stream that ends with an error event if it breaks.
+local json = require "moongate.json"
+local moongate = require "moongate"
+local router = require "moongate.router"
+local errors = require "moongate.gateway.errors"
+local usage = require "moongate.gateway.usage"
+
+local M = {}
+
+local now, sleep = moongate.now, moongate.sleep
+local find, format = string.find, string.format
+local reload
+
+-- Headers of the client's request that go upstream: x-* (minus keys) and openai-*. Never
+-- Authorization, cookies or hop-by-hop headers.
+local SKIP = { ["x-api-key"] = true, ["x-forwarded-host"] = true }
+local function forward_headers(h)
+  local out
+  for k, v in pairs(h) do
+    local b = k:byte(1)
+    if (b == 120 and k:byte(2) == 45 and not SKIP[k]) or (b == 111 and k:sub(1, 7) == "openai-") then
+      out = out or {}
+      out[k] = v
+    end
+  end
+  return out
+end
+M.forward_headers = forward_headers
+
+local function validate_policy(m)
+  if type(m) ~= "table" or type(m.plan) ~= "function" then
+    return nil, "a routing policy must return a table with plan(req, ctx)"
+  end
+  return true
+end
+M.validate_policy = validate_policy
+
+local function policy_for(gw)
+  if reload == nil then
+    local ok, r = pcall(require, "moongate.reload")
+    reload = ok and r or false
+  end
+  if reload then return reload.require(gw.policy_path, validate_policy) end
+  if not gw.policy_static then gw.policy_static = dofile(gw.policy_path) end
+  return gw.policy_static, "static"
+end
+M.policy_for = policy_for
+
+local function count_tokens(doc, model)
+  local ok, tok = pcall(require, "moongate.tokenizer")
+  if ok and tok and tok.count_chat then
+    local n = tok.count_chat(doc.messages, model)
+    if n then return n end
+  end
+  -- no tokenizer: a conservative estimate of one token per 4 bytes of text
+  local chars = 0
+  for _, m in ipairs(doc.messages) do
+    if type(m.content) == "string" then chars = chars + #m.content end
+  end
+  return math.ceil(chars / 4)
+end
+
+local function ms(seconds) return format("%.3f", seconds * 1000) end
+
+-- The fields moongate sets on the upstream request (model is set per tier by the provider).
+local function upstream_fields(doc, stream, plan)
+  local set = {}
+  if stream then
+    local so = doc.stream_options
+    if type(so) ~= "table" then
+      set.stream_options = { include_usage = true }
+    elseif so.include_usage ~= true then
+      local copy = {}
+      for k, v in pairs(so) do copy[k] = v end
+      copy.include_usage = true
+      set.stream_options = copy
+    end
+  end
+  local cap = plan.max_output_tokens
+  if cap then
+    local mct, mt = doc.max_completion_tokens, doc.max_tokens
+    if type(mct) == "number" then
+      if mct > cap then set.max_completion_tokens = cap end
+    elseif type(mt) == "number" then
+      if mt > cap then set.max_tokens = cap end
+    else
+      set.max_tokens = cap
+    end
+  end
+  return set
+end
+
+-- Check a streamed event before it is relayed: the decoded chunk, or nil, failure.
+local function check_event(data)
+  local chunk = json.decode(data)
+  if type(chunk) ~= "table" then
+    return nil, { status = 502, reason = "malformed", kind = "retry", message = "upstream sent malformed stream data" }
+  end
+  if chunk.error ~= nil then
+    local e = chunk.error
+    return nil, { status = 502, reason = "upstream error", kind = "retry",
+                  message = type(e) == "table" and e.message or tostring(e) }
+  end
+  return chunk
+end
+
+-- The first event of a stream, within the attempt's budget: the attempt counts as answered only
+-- once it is here (time to first token), so a stall before it moves on to the next tier.
+local function first_event(src, budget)
+  while true do
+    local data, err = src.events:next(budget)
+    if not data then
+      return nil, { reason = err or "closed", kind = "retry",
+                    message = err and ("upstream " .. err) or "upstream stream ended before any event" }
+    end
+    if data == "[DONE]" then
+      return nil, { reason = "empty", kind = "retry", message = "upstream stream ended before any event" }
+    end
+    local chunk, fail = check_event(data)
+    if not chunk then return nil, fail end
+    return data, chunk
+  end
+end
+
+local function error_response(gw, f, extra_headers)
+  local h = extra_headers or {}
+  if f.retry_after then h["retry-after"] = tostring(f.retry_after) end
+  return errors.response(f.status, f.message, f.code, h)
+end
+
+-- handle(gw, req, res) -> response table, or nil after streaming the answer through res
+function M.handle(gw, req, res, tenant)
+  local t0 = req.start or now()
+  local doc, jerr = json.decode(req.body)
+  if type(doc) ~= "table" or json.is_array(doc) then
+    return errors.response(400, "the request body must be a JSON object" ..
+      (jerr and (": " .. jerr) or ""), "invalid_json")
+  end
+  local name = doc.model
+  if type(name) ~= "string" or name == "" then
+    return errors.response(400, "you must provide a model parameter", "invalid_request")
+  end
+  local msgs = doc.messages
+  if type(msgs) ~= "table" or #msgs == 0 then
+    return errors.response(400, "messages must be a non-empty array", "invalid_request")
+  end
+  local mcfg = gw.models[name] or gw.models["*"]
+  if not mcfg then
+    return errors.response(404, format("the model '%s' does not exist", name), "model_not_found")
+  end
+  local stream = doc.stream == true
+
+  local policy, pversion = policy_for(gw)
+  local rq = { model = name, doc = doc, stream = stream, tenant = tenant, headers = req.headers }
+  local pctx = {
+    model = mcfg,
+    config = gw.config,
+    health = function(p) return gw.breaker:state(p) end,
+    count_tokens = function() return count_tokens(doc, name) end,
+  }
+  local plan, perr, pstatus, pcode = policy.plan(rq, pctx)
+  if not plan then
+    return errors.response(pstatus or 400, perr or "the routing policy refused the request", pcode or "invalid_request")
+  end
+
+  local creq = {
+    raw = req.body, doc = doc, model = name, stream = stream,
+    forward_headers = forward_headers(req.headers), idle = gw.idle_timeout,
+    set = upstream_fields(doc, stream, plan),
+  }
+  local client_usage = stream and type(doc.stream_options) == "table" and doc.stream_options.include_usage == true
+
+  local waited = 0          -- seconds spent waiting on upstreams: not moongate's overhead
+  local attempt = function(tier, budget, n)
+    local p = gw.providers[tier.provider]
+    local a0 = now()
+    local r, fail = p:chat(creq, tier, budget)
+    if r and r.events then
+      local data, chunk = first_event(r, budget - (now() - a0))
+      if not data then
+        r.events:close()
+        r, fail = nil, chunk
+      else
+        r.first, r.first_chunk = data, chunk
+      end
+    end
+    waited = waited + (now() - a0)
+    return r, fail
+  end
+
+  local deadline = plan.deadline and (t0 + plan.deadline) or moongate.deadline()
+  local rcfg = gw.retry
+  local result, info = router.run(plan, attempt, {
+    breaker = gw.breaker, max_attempts = rcfg.max_attempts, backoff = rcfg.backoff,
+    backoff_max = rcfg.backoff_max, retry_after_max = rcfg.retry_after_max,
+    deadline = deadline, now = now, sleep = sleep,
+  })
+
+  local tier = result and info.tier
+  if not result then
+    local f = info
+    if f.fail and f.fail.kind == "client" and f.fail.body then
+      -- the upstream refused the request itself: its own answer, status and all
+      local h = { ["content-type"] = "application/json", ["x-moongate-attempts"] = tostring(f.attempts) }
+      return { status = f.status, headers = h, body = f.fail.body }
+    end
+    if plan.degrade and f.status ~= 400 and gw.degrade_provider then
+      local d = gw.degrade_provider
+      local a0 = now()
+      local r = d:chat(creq, { provider = d.name }, math.huge)
+      if r and r.events then r.first, r.first_chunk = first_event(r, 30) end
+      waited = waited + (now() - a0)
+      if r and (r.body or r.first) then
+        result, tier = r, { provider = d.name, model = "extractive" }
+        info = { attempts = f.attempts, tier = tier, degraded = true }
+      end
+    end
+    if not result then
+      return error_response(gw, f, { ["x-moongate-attempts"] = tostring(f.attempts),
+        ["x-moongate-overhead-ms"] = ms(now() - t0 - waited) })
+    end
+  end
+
+  local headers = {
+    ["x-moongate-provider"] = tier.provider,
+    ["x-moongate-model"] = tier.model or name,
+    ["x-moongate-attempts"] = tostring(info.attempts),
+    ["x-moongate-route-version"] = pversion,
+  }
+  if info.degraded then headers["x-moongate-degraded"] = "true" end
+
+  if not stream then
+    usage.record(tier.provider, tier.model or name, result.usage)
+    headers["content-type"] = "application/json"
+    headers["x-moongate-overhead-ms"] = ms(now() - t0 - waited)
+    return { status = 200, headers = headers, body = result.body }
+  end
+
+  -- Stream: commit. From here on nothing can move to another tier.
+  headers["content-type"] = "text/event-stream"
+  headers["cache-control"] = "no-cache"
+  headers["x-moongate-overhead-ms"] = ms(now() - t0 - waited)
+  res:start(200, headers)
+  local events = result.events
+  local idle = gw.idle_timeout
+  local data, chunk = result.first, result.first_chunk
+  local done = false
+  local failure
+  while true do
+    local u = chunk.usage
+    local relay = true
+    if type(u) == "table" then
+      usage.record(tier.provider, tier.model or name, u)
+      if not client_usage then
+        local ch = chunk.choices
+        if ch == nil or (type(ch) == "table" and #ch == 0) then relay = false end
+      end
+    end
+    if relay then
+      if not res:write("data: " .. data .. "\n\n") then
+        events:close()      -- the client left: stop paying for tokens nobody reads
+        return nil
+      end
+    end
+    local err
+    data, err = events:next(idle)
+    if not data then
+      failure = err and ("upstream " .. err) or "upstream stream ended without [DONE]"
+      break
+    end
+    if data == "[DONE]" then done = true; break end
+    local f
+    chunk, f = check_event(data)
+    if not chunk then failure = f.message; break end
+  end
+  events:close()
+  if done then
+    res:write("data: [DONE]\n\n")
+  else
+    gw.breaker:failure(tier.provider, false)
+    res:write("data: " .. errors.body(502, failure, "upstream_error") .. "\n\n")
+  end
+  res:finish()
+  return nil
+end
+
+return M

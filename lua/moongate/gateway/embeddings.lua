@@ -1,0 +1,71 @@
+-- moongate.gateway.embeddings: POST /v1/embeddings through the same routing, retries and breakers
+-- as chat completions; the upstream's answer is relayed byte for byte.
+local json = require "moongate.json"
+local moongate = require "moongate"
+local router = require "moongate.router"
+local errors = require "moongate.gateway.errors"
+local usage = require "moongate.gateway.usage"
+local chat = require "moongate.gateway.chat"
+
+local M = {}
+
+local now, sleep = moongate.now, moongate.sleep
+local format = string.format
+
+function M.handle(gw, req, res, tenant)
+  local t0 = req.start or now()
+  local doc, jerr = json.decode(req.body)
+  if type(doc) ~= "table" or json.is_array(doc) then
+    return errors.response(400, "the request body must be a JSON object" ..
+      (jerr and (": " .. jerr) or ""), "invalid_json")
+  end
+  local name = doc.model
+  if type(name) ~= "string" or name == "" then
+    return errors.response(400, "you must provide a model parameter", "invalid_request")
+  end
+  local input = doc.input
+  if input == nil or input == "" or (type(input) == "table" and #input == 0) then
+    return errors.response(400, "input must be a non-empty string or array", "invalid_request")
+  end
+  local mcfg = gw.models[name] or gw.models["*"]
+  if not mcfg then
+    return errors.response(404, format("the model '%s' does not exist", name), "model_not_found")
+  end
+  local plan = router.default_plan(mcfg)
+  local creq = { raw = req.body, doc = doc, model = name, stream = false,
+                 forward_headers = chat.forward_headers(req.headers), idle = gw.idle_timeout, set = {} }
+  local waited = 0
+  local attempt = function(tier, budget)
+    local a0 = now()
+    local r, fail = gw.providers[tier.provider]:embeddings(creq, tier, budget)
+    waited = waited + (now() - a0)
+    return r, fail
+  end
+  local rcfg = gw.retry
+  local result, info = router.run(plan, attempt, {
+    breaker = gw.breaker, max_attempts = rcfg.max_attempts, backoff = rcfg.backoff,
+    backoff_max = rcfg.backoff_max, retry_after_max = rcfg.retry_after_max,
+    deadline = plan.deadline and (t0 + plan.deadline) or moongate.deadline(), now = now, sleep = sleep,
+  })
+  if not result then
+    local f = info
+    if f.fail and f.fail.kind == "client" and f.fail.body then
+      return { status = f.status, headers = { ["content-type"] = "application/json",
+        ["x-moongate-attempts"] = tostring(f.attempts) }, body = f.fail.body }
+    end
+    local h = { ["x-moongate-attempts"] = tostring(f.attempts) }
+    if f.retry_after then h["retry-after"] = tostring(f.retry_after) end
+    return errors.response(f.status, f.message, f.code, h)
+  end
+  local tier = info.tier
+  usage.record(tier.provider, tier.model or name, result.usage)
+  return { status = 200, body = result.body, headers = {
+    ["content-type"] = "application/json",
+    ["x-moongate-provider"] = tier.provider,
+    ["x-moongate-model"] = tier.model or name,
+    ["x-moongate-attempts"] = tostring(info.attempts),
+    ["x-moongate-overhead-ms"] = format("%.3f", (now() - t0 - waited) * 1000),
+  } }
+end
+
+return M

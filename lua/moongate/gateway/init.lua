@@ -1,0 +1,102 @@
+-- moongate.gateway: the gateway's state for one worker, built once from the config: providers
+-- resolved by kind, models, the breaker, the routing policy (hot-reloaded), retry settings.
+local breaker = require "moongate.breaker"
+
+local M = {}
+
+local KINDS = { openai = true, anthropic = true, mock = true, extractive = true }
+
+local function config_dir(config)
+  return config and config.dir
+end
+
+-- resolve(path, config) -> absolute path: against the config's folder, then moongate's home.
+function M.resolve(path, config)
+  if path:sub(1, 1) == "/" then return path end
+  local dir = config_dir(config)
+  if dir then
+    local p = dir .. "/" .. path
+    local f = io.open(p, "rb")
+    if f then f:close(); return p end
+  end
+  return require("moongate.base").home .. "/" .. path
+end
+
+-- The config used when none names a provider: the extractive answerer for every model name,
+-- over moongate's own docs when the retrieval pipeline is there.
+function M.default_config()
+  local home = require("moongate.base").home
+  return {
+    providers = { extractive = { kind = "extractive", index = home .. "/docs" } },
+    models = { ["*"] = { route = { { provider = "extractive", timeout = 30 } }, deadline = 30 } },
+  }
+end
+
+local function check_config(cfg)
+  if type(cfg.providers) ~= "table" then return nil, "config: providers must be a table" end
+  if type(cfg.models) ~= "table" then return nil, "config: models must be a table" end
+  for name, p in pairs(cfg.providers) do
+    if type(p) ~= "table" then return nil, "config: provider " .. name .. " must be a table" end
+    local kind = p.kind or name
+    if not KINDS[kind] then
+      return nil, "config: provider " .. name .. ": unknown kind '" .. tostring(kind) .. "'"
+    end
+  end
+  for name, m in pairs(cfg.models) do
+    if type(m) ~= "table" or type(m.route) ~= "table" or #m.route == 0 then
+      return nil, "config: model " .. name .. " needs a non-empty route"
+    end
+    for i, tier in ipairs(m.route) do
+      if type(tier) ~= "table" or not cfg.providers[tier.provider] then
+        return nil, string.format("config: model %s, tier %d: unknown provider '%s'", name, i,
+          tostring(type(tier) == "table" and tier.provider))
+      end
+    end
+    for i, tier in ipairs(m.easy_route or {}) do
+      if type(tier) ~= "table" or not cfg.providers[tier.provider] then
+        return nil, string.format("config: model %s, easy_route tier %d: unknown provider '%s'",
+          name, i, tostring(type(tier) == "table" and tier.provider))
+      end
+    end
+  end
+  return true
+end
+M.check_config = check_config
+
+-- new(config) -> gateway | nil, err
+function M.new(config)
+  local cfg = config
+  if type(cfg) ~= "table" or (cfg.providers == nil and cfg.models == nil) then
+    local d = M.default_config()
+    cfg = setmetatable({ providers = d.providers, models = d.models }, { __index = cfg })
+  end
+  local ok, err = check_config(cfg)
+  if not ok then return nil, err end
+  local gw = {
+    config = cfg,
+    models = cfg.models,
+    providers = {},
+    retry = cfg.retry or {},
+    idle_timeout = cfg.idle_timeout or 30,
+    auth = cfg.auth,
+    admin = cfg.admin ~= false,
+    breaker = breaker.new(cfg.breaker),
+    policy_path = M.resolve(cfg.route_policy or "pipelines/route.lua", config),
+  }
+  for name, p in pairs(cfg.providers) do
+    local kind = p.kind or name
+    gw.providers[name] = require("moongate.providers." .. kind).new(name, p, cfg)
+  end
+  -- the final tier of a model with `degrade = true`
+  local ex = cfg.providers.extractive
+  gw.degrade_provider = (ex and (ex.kind or "extractive") == "extractive") and gw.providers.extractive
+    or require("moongate.providers.extractive").new("extractive", {})
+  -- model names in a stable order for /v1/models
+  local names = {}
+  for name in pairs(cfg.models) do names[#names + 1] = name end
+  table.sort(names)
+  gw.model_names = names
+  return gw
+end
+
+return M

@@ -1,0 +1,68 @@
+-- pipelines/route.lua: the default routing policy (hot-reloaded: edit it while serving).
+-- plan(req, ctx) sees the request, the tenant and the providers' health and returns the ordered
+-- tiers to try, each with its own timeout; or nil, message, status, code to refuse the request.
+local router = require "moongate.router"
+
+local M = {}
+
+-- Words that mark a question as needing a stronger model.
+local HARD = { "explain why", "step by step", "prove", "analy", "compare", "design", "debug",
+               "refactor", "derive", "trade%-off", "architecture", "optimi", "write a", "implement" }
+
+-- triage(doc) -> "easy" | "hard": a local heuristic on length, question type and tool use.
+function M.triage(doc)
+  if doc.tools or doc.functions or doc.response_format then return "hard" end
+  local msgs = doc.messages
+  if type(msgs) ~= "table" or #msgs > 6 then return "hard" end
+  local chars, last = 0, nil
+  for i = 1, #msgs do
+    local c = msgs[i].content
+    if type(c) == "string" then
+      chars = chars + #c
+      if msgs[i].role == "user" then last = c end
+    elseif c ~= nil then
+      return "hard"    -- multi-part content (images, files)
+    end
+  end
+  if chars > 1200 or not last then return "hard" end
+  local q = last:lower()
+  if q:find("```", 1, true) then return "hard" end
+  for _, w in ipairs(HARD) do
+    if q:find(w) then return "hard" end
+  end
+  return "easy"
+end
+
+-- plan(req, ctx) -> plan | nil, message, status, code
+-- req: model (the client's name), doc (decoded body), stream, tenant, headers
+-- ctx: model (its config entry), health(provider) -> breaker state, count_tokens() -> n
+function M.plan(req, ctx)
+  local m = ctx.model
+  if m.max_input_tokens then
+    local n = ctx.count_tokens()
+    if n and n > m.max_input_tokens then
+      return nil, string.format("the prompt has %d tokens, more than this model's limit of %d",
+        n, m.max_input_tokens), 400, "context_length_exceeded"
+    end
+  end
+  local tiers = router.weighted_order(m.route)
+  local level
+  if m.easy_route then
+    level = M.triage(req.doc)
+    if level == "easy" then
+      -- the cheap tiers first; the configured route stays behind them as the escalation
+      local easy = router.weighted_order(m.easy_route)
+      for i = 1, #tiers do easy[#easy + 1] = tiers[i] end
+      tiers = easy
+    end
+  end
+  return {
+    tiers = tiers,
+    deadline = m.deadline,
+    degrade = m.degrade,
+    max_output_tokens = m.max_output_tokens,
+    triage = level,
+  }
+end
+
+return M
