@@ -1,0 +1,413 @@
+-- moongate.http against real local servers: nginx (volume, keep-alive, large bodies) and a
+-- small Python upstream that stalls, resets, closes early and streams (http_upstream.py).
+local mg = require "moongate"
+local http = require "moongate.http"
+local json = require "moongate.json"
+
+local home = require("moongate.base").home
+
+local tmp, UP, NGX
+local pids = {}
+
+local function sh(cmd)
+  local f = assert(io.popen(cmd))
+  local out = f:read("*a")
+  f:close()
+  return (out:gsub("%s+$", ""))
+end
+
+local function read_file(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function wait_for(what, fn)
+  local t0 = mg.now()
+  while mg.now() - t0 < 10 do
+    local v = fn()
+    if v then return v end
+    mg.sleep(0.02)
+  end
+  error("timed out waiting for " .. what)
+end
+
+local function free_port()
+  return tonumber(sh([[python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']]))
+end
+
+local function spawn_bg(cmd, pidfile)
+  os.execute(cmd .. " & echo $! > " .. pidfile)
+  pids[#pids + 1] = tonumber(read_file(pidfile))
+end
+
+local function quiet()   -- no transfer or handle left behind by the previous test
+  local s = http.stats()
+  return s.active == 0 and s.handles == 0 and s.streams == 0
+end
+
+setup(function()
+  tmp = sh("mktemp -d /tmp/mg-http-spec.XXXXXX")
+  spawn_bg(("python3 %s/tests/lua/http_upstream.py %s/port >%s/upstream.log 2>&1"):format(home, tmp, tmp),
+    tmp .. "/upstream.pid")
+  UP = "http://127.0.0.1:" .. wait_for("the python upstream", function() return read_file(tmp .. "/port") end)
+
+  local port = free_port()
+  os.execute(("mkdir -p %s/www && head -c 16777216 /dev/zero | tr '\\0' x > %s/www/big.bin"):format(tmp, tmp))
+  local conf = assert(io.open(tmp .. "/nginx.conf", "w"))
+  local text = (([[
+daemon off;
+master_process off;
+worker_processes 1;
+pid TMP/nginx.pid;
+error_log TMP/nginx.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path TMP/body;
+  proxy_temp_path TMP/proxy;
+  fastcgi_temp_path TMP/fcgi;
+  uwsgi_temp_path TMP/uwsgi;
+  scgi_temp_path TMP/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:PORT backlog=4096;
+    location = /hello { default_type text/plain; return 200 "hello\n"; }
+    location /files/ { alias TMP/www/; }
+  }
+}
+]]):gsub("TMP", tmp):gsub("PORT", port))
+  conf:write(text)
+  conf:close()
+  spawn_bg(("nginx -e %s/nginx.log -p %s -c %s/nginx.conf"):format(tmp, tmp, tmp), tmp .. "/nginx.spawn.pid")
+  NGX = "http://127.0.0.1:" .. port
+  wait_for("nginx", function()
+    local res = http.request{ url = NGX .. "/hello", timeout = 1 }
+    return res and res.status == 200
+  end)
+end)
+
+teardown(function()
+  for _, pid in ipairs(pids) do os.execute("kill " .. pid .. " 2>/dev/null") end
+  if tmp then os.execute("rm -rf " .. tmp) end
+end)
+
+describe("http.request", function()
+  after_each(function()
+    assert.is_true(quiet(), "a transfer was left behind")
+  end)
+
+  it("returns status, lower-case headers and body", function()
+    local res, err = http.request{ url = NGX .. "/hello" }
+    assert.is_nil(err)
+    assert.are.equal(200, res.status)
+    assert.are.equal("hello\n", res.body)
+    assert.are.equal("text/plain", res.headers["content-type"])
+    assert.are.equal("6", res.headers["content-length"])
+    assert.are.equal("keep-alive", res.headers["connection"])
+  end)
+
+  it("sends the method, headers and body exactly, without Expect or a default content type", function()
+    local res = assert(http.request{
+      method = "POST", url = UP .. "/echo?x=1", body = '{"a":1}',
+      headers = { ["content-type"] = "application/json", authorization = "Bearer k", ["X-Num"] = 7 },
+    })
+    assert.are.equal(200, res.status)
+    local got = json.decode(res.body)
+    assert.are.equal("POST", got.method)
+    assert.are.equal("/echo?x=1", got.path)
+    assert.are.equal('{"a":1}', got.body)
+    assert.are.same({
+      accept = "*/*", authorization = "Bearer k", ["content-length"] = "7",
+      ["content-type"] = "application/json", host = UP:sub(8), ["user-agent"] = "moongate/" .. mg.version,
+      ["x-num"] = "7",
+    }, got.headers)
+
+    got = json.decode(assert(http.request{ method = "POST", url = UP .. "/echo", body = "a=b" }).body)
+    assert.is_nil(got.headers["content-type"])
+  end)
+
+  it("sends a 2 MiB body at once (no 100-continue round trip)", function()
+    local body = ("0123456789abcdef"):rep(131072)
+    local res = assert(http.request{ method = "PUT", url = UP .. "/echo", body = body, timeout = 10 })
+    local got = json.decode(res.body)
+    assert.are.equal("PUT", got.method)
+    assert.are.equal(#body, #got.body)
+    assert.are.equal(body, got.body)
+    assert.is_nil(got.headers.expect)
+  end)
+
+  it("gives a body-less PUT or DELETE the right framing", function()
+    local got = json.decode(assert(http.request{ method = "PUT", url = UP .. "/echo" }).body)
+    assert.are.equal("PUT", got.method)
+    assert.are.equal("0", got.headers["content-length"])
+    got = json.decode(assert(http.request{ method = "DELETE", url = UP .. "/echo" }).body)
+    assert.are.equal("DELETE", got.method)
+    assert.is_nil(got.headers["content-length"])
+  end)
+
+  it("HEAD has no body and leaves the connection usable", function()
+    local res = assert(http.request{ method = "HEAD", url = NGX .. "/hello" })
+    assert.are.equal(200, res.status)
+    assert.are.equal("", res.body)
+    assert.are.equal("6", res.headers["content-length"])
+    assert.are.equal("hello\n", assert(http.request{ url = NGX .. "/hello" }).body)
+  end)
+
+  it("an HTTP error status is a response, not an error", function()
+    local res, err = http.request{ url = UP .. "/status/503" }
+    assert.is_nil(err)
+    assert.are.equal(503, res.status)
+    assert.are.equal("status 503", res.body)
+  end)
+
+  it("joins repeated headers with a comma and trims values", function()
+    local res = assert(http.request{ url = UP .. "/headers" })
+    assert.are.equal("a, b", res.headers["x-multi"])
+    assert.are.equal("v", res.headers["x-spaced"])
+    assert.are.equal("c=1, d=2", res.headers["set-cookie"])
+    assert.are.equal("ok", res.body)
+  end)
+
+  it("get and post shorthands", function()
+    assert.are.equal("hello\n", assert(http.get(NGX .. "/hello")).body)
+    local got = json.decode(assert(http.post(UP .. "/echo", "b", { headers = { ["x-y"] = "z" } })).body)
+    assert.are.same({ "POST", "b", "z" }, { got.method, got.body, got.headers["x-y"] })
+  end)
+
+  it("completes 1,000 concurrent requests", function()
+    local n, ok, hs, peak = 1000, 0, {}, 0
+    local t0 = mg.now()
+    for i = 1, n do
+      hs[i] = mg.spawn(function()
+        peak = math.max(peak, http.stats().active + 1)
+        local res, err = http.request{ url = NGX .. "/hello", timeout = 20 }
+        assert(res, err)
+        return res.status, res.body
+      end)
+    end
+    for i = 1, n do
+      local status, body = hs[i]:wait()
+      if status == 200 and body == "hello\n" then ok = ok + 1 end
+    end
+    assert.are.equal(n, ok)
+    assert.are.equal(n, peak)   -- all in flight at once: one loop, no thread per request
+    assert.is_true(mg.now() - t0 < 10, "took " .. (mg.now() - t0))
+  end)
+
+  it("reuses a kept-alive connection for sequential requests", function()
+    assert(http.request{ url = NGX .. "/hello" })
+    local before = http.stats().connects
+    for _ = 1, 50 do assert.are.equal(200, assert(http.request{ url = NGX .. "/hello" }).status) end
+    assert.are.equal(before, http.stats().connects)
+  end)
+
+  it("a stalled server triggers the timeout and frees the transfer", function()
+    local t0 = mg.now()
+    local res, err = http.request{ url = UP .. "/stall?s=5", timeout = 0.3 }
+    local took = mg.now() - t0
+    assert.is_nil(res)
+    assert.are.equal("timeout", err)
+    assert.is_true(took >= 0.29 and took < 1, "took " .. took)
+    assert.are.same({ 0, 0 }, { http.stats().active, http.stats().handles })
+  end)
+
+  it("times out a body that stops half way (timeout covers the whole body)", function()
+    assert.are.same({ nil, "timeout" }, { http.request{ url = UP .. "/stall-body?s=5", timeout = 0.3 } })
+  end)
+
+  it("honours the task's deadline when it is shorter than timeout", function()
+    local h = mg.spawn(function()
+      mg.timeout(0.2)
+      local t0 = mg.now()
+      local res, err = http.request{ url = UP .. "/stall?s=5", timeout = 5 }
+      return res, err, mg.now() - t0
+    end)
+    local res, err, took = h:wait()
+    assert.is_nil(res)
+    assert.are.equal("timeout", err)
+    assert.is_true(took < 0.5, "took " .. took)
+  end)
+
+  it("a cancelled request leaks no handle and closes its connection", function()
+    local sockets = http.stats().sockets
+    local h = mg.spawn(function() return http.request{ url = UP .. "/stall?s=5", timeout = 10 } end)
+    mg.sleep(0.1)
+    local s = http.stats()
+    assert.are.same({ 1, 1 }, { s.active, s.handles })
+    assert.is_true(h:cancel())
+    s = http.stats()
+    assert.are.same({ 0, 0 }, { s.active, s.handles })
+    assert.is_true(s.sockets <= sockets, s.sockets .. " sockets, " .. sockets .. " before")
+    assert.are.same({ nil, "cancelled" }, { h:wait() })
+  end)
+
+  it("connection refused gives nil, \"connect failed\"", function()
+    local res, err, detail = http.request{ url = "http://127.0.0.1:" .. free_port() .. "/" }
+    assert.is_nil(res)
+    assert.are.equal("connect failed", err)
+    assert.matches("Couldn't connect to server", detail, 1, true)
+  end)
+
+  it("an unknown host gives nil, \"resolve failed\"", function()
+    assert.are.same({ nil, "resolve failed", "Could not resolve host: nonexistent.invalid" },
+      { http.request{ url = "http://nonexistent.invalid/", timeout = 5 } })
+  end)
+
+  it("a reset gives nil, \"reset\", before or during the response", function()
+    local res, err, detail = http.request{ url = UP .. "/reset" }
+    assert.are.same({ nil, "reset" }, { res, err })
+    assert.are.equal("Recv failure: Connection reset by peer", detail)
+    res, err = http.request{ url = UP .. "/reset-mid" }
+    assert.are.same({ nil, "reset" }, { res, err })
+  end)
+
+  it("a server that closes early gives nil, \"closed\"", function()
+    assert.are.same({ nil, "closed", "Empty reply from server" }, { http.request{ url = UP .. "/close" } })
+    assert.are.same({ nil, "closed", "transfer closed with 90 bytes remaining to read" },
+      { http.request{ url = UP .. "/truncated" } })
+  end)
+
+  it("does not follow redirects unless asked, and bounds them", function()
+    local res = assert(http.request{ url = UP .. "/redirect?n=1" })
+    assert.are.equal(302, res.status)
+    assert.are.equal("/echo", res.headers.location)
+    res = assert(http.request{ url = UP .. "/redirect?n=2", redirects = 3 })
+    assert.are.equal(200, res.status)
+    assert.are.equal("/echo", json.decode(res.body).path)
+    local r2, err = http.request{ url = UP .. "/redirect?n=5", redirects = 2 }
+    assert.are.same({ nil, "too many redirects" }, { r2, err })
+  end)
+
+  it("max_body caps a buffered body", function()
+    assert.are.same({ nil, "body too large", "body larger than 1000 bytes" },
+      { http.request{ url = UP .. "/big?mb=1", max_body = 1000 } })
+  end)
+
+  it("raises for bad arguments", function()
+    assert.error_matches(function() http.request("http://x/") end, "expects a table of options", 1, true)
+    assert.error_matches(function() http.request{} end, "url must be a string", 1, true)
+    assert.error_matches(function() http.request{ url = "ftp://x/" } end, "url scheme must be http or https", 1, true)
+    assert.error_matches(function() http.request{ url = "http//x" } end, "invalid url", 1, true)
+    assert.error_matches(function() http.request{ url = UP, timout = 1 } end, "unknown option timout", 1, true)
+    assert.error_matches(function() http.request{ url = UP, timeout = -1 } end,
+      "timeout must be a non-negative number of seconds", 1, true)
+    assert.error_matches(function() http.request{ url = UP, method = "get" } end, "upper-case HTTP method", 1, true)
+    assert.error_matches(function() http.request{ url = UP, headers = { ["bad name"] = "x" } } end,
+      "bad header name bad name", 1, true)
+    assert.error_matches(function() http.request{ url = UP, headers = { x = "a\r\nInjected: 1" } } end,
+      "header x holds CR, LF or NUL", 1, true)
+    assert.error_matches(function() http.request{ url = UP, headers = { ["Content-Length"] = "1" } } end,
+      "header Content-Length is set by the client itself", 1, true)
+    assert.error_matches(function() http.request{ url = UP, body = 5 } end, "body must be a string", 1, true)
+    assert.error_matches(function() http.request{ url = UP, method = "HEAD", body = "x" } end,
+      "HEAD cannot carry a body", 1, true)
+  end)
+end)
+
+describe("http.request{stream = true}", function()
+  after_each(function()
+    assert.is_true(quiet(), "a transfer was left behind")
+  end)
+
+  it("returns at the headers and reads chunks as they arrive", function()
+    local t0 = mg.now()
+    local res = assert(http.request{ url = UP .. "/stream?n=3&gap=0.2", stream = true })
+    assert.are.equal(200, res.status)
+    assert.are.equal("text/event-stream", res.headers["content-type"])
+    assert.is_nil(res.body)
+    local chunks, times = {}, {}
+    while true do
+      local chunk, err = res:read()
+      assert.is_nil(err)
+      if not chunk then break end
+      chunks[#chunks + 1] = chunk
+      times[#times + 1] = mg.now() - t0
+    end
+    assert.are.same({ "chunk 1\n", "chunk 2\n", "chunk 3\n" }, chunks)
+    assert.is_true(times[1] < 0.15, "first chunk at " .. times[1])
+    assert.is_true(times[2] - times[1] > 0.15 and times[3] - times[2] > 0.15, table.concat(times, " "))
+    assert.is_nil(res:read())   -- stays at the end
+    res:close()
+    res:close()                 -- idempotent
+    assert.are.same({ nil, "closed" }, { res:read() })
+  end)
+
+  it("an idle timeout leaves the stream open", function()
+    local res = assert(http.request{ url = UP .. "/stream?n=2&gap=0.5", stream = true })
+    assert.are.equal("chunk 1\n", res:read())
+    assert.are.same({ nil, "timeout" }, { res:read(0.1) })
+    assert.are.equal("chunk 2\n", res:read(2))
+    assert.is_nil(res:read())
+    res:close()
+  end)
+
+  it("close cancels a running transfer and frees it", function()
+    local res = assert(http.request{ url = UP .. "/stream?n=100&gap=0.05", stream = true })
+    assert.are.equal("chunk 1\n", res:read())
+    local s = http.stats()
+    assert.are.same({ 1, 1, 1 }, { s.active, s.handles, s.streams })
+    res:close()
+    s = http.stats()
+    assert.are.same({ 0, 0, 0 }, { s.active, s.handles, s.streams })
+  end)
+
+  it("a task blocked in read gets nil, \"closed\" when another task closes the stream", function()
+    local res = assert(http.request{ url = UP .. "/stream?n=2&gap=5", stream = true })
+    assert.are.equal("chunk 1\n", res:read())
+    local reader = mg.spawn(function() return res:read() end)
+    mg.sleep(0.05)
+    res:close()
+    assert.are.same({ nil, "closed" }, { reader:wait() })
+  end)
+
+  it("cancelling the reading task aborts the transfer", function()
+    local hs = {}
+    for i = 1, 50 do
+      hs[i] = mg.spawn(function()
+        local res = assert(http.request{ url = UP .. "/stream?n=100&gap=0.05", stream = true })
+        while res:read() do end
+      end)
+    end
+    wait_for("50 streams", function() return http.stats().streams == 50 end)
+    for i = 1, 50 do assert.is_true(hs[i]:cancel()) end
+    local s = http.stats()
+    assert.are.same({ 0, 0 }, { s.active, s.handles })
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(0, http.stats().streams)
+  end)
+
+  it("pauses the transfer while the reader is behind (backpressure), then reads it all", function()
+    local res = assert(http.request{ url = NGX .. "/files/big.bin", stream = true })
+    assert.are.equal("16777216", res.headers["content-length"])
+    mg.sleep(0.3)
+    local s = http.stats()
+    assert.are.equal(1, s.paused)
+    assert.is_true(s.buffered >= 1048576 and s.buffered < 1048576 + 65536, "buffered " .. s.buffered)
+    local body = assert(res:read_all())
+    assert.are.equal(16777216, #body)
+    assert.is_nil(body:find("[^x]"))
+    s = http.stats()
+    assert.are.same({ 0, 0 }, { s.paused, s.buffered })
+    res:close()
+  end)
+
+  it("gives the data received, then nil, \"reset\", when the upstream resets mid-body", function()
+    local res = assert(http.request{ url = UP .. "/reset-mid", stream = true })
+    assert.are.equal(200, res.status)
+    assert.are.equal(("x"):rep(10), res:read())
+    assert.are.same({ nil, "reset", "Recv failure: Connection reset by peer" }, { res:read() })
+    res:close()
+  end)
+
+  it("headers timeout applies to a stream; the body is then bounded by read's idle timeout", function()
+    assert.are.same({ nil, "timeout" }, { http.request{ url = UP .. "/stall?s=5", stream = true, timeout = 0.2 } })
+    local res = assert(http.request{ url = UP .. "/stall-body?s=5", stream = true, timeout = 0.2 })
+    assert.are.equal("01234", res:read())
+    assert.are.same({ nil, "timeout" }, { res:read(0.2) })
+    res:close()
+  end)
+end)
