@@ -22,6 +22,17 @@ struct mg_vectors {
  * f32: out[r] = dot(q, row r) over `stride` floats (a multiple of 16, padding is zero).
  * i8:  out[r] = dot(q16, row r) in int32 over `stride` bytes (a multiple of 64). */
 
+/* Software prefetch this far ahead of the row being scored: the hardware prefetcher alone
+ * leaves the scan some 10% short of a plain sequential read on the machines we measured. */
+#define PREFETCH_AHEAD 4096
+
+static inline void prefetch_row(const void *row, size_t bytes)
+{
+    const char *p = (const char *)row + PREFETCH_AHEAD;
+    for (size_t j = 0; j < bytes; j += 64)
+        __builtin_prefetch(p + j, 0, 3);
+}
+
 typedef void (*f32_kernel)(const float *q, const float *base, size_t stride, size_t nrows, float *out);
 typedef void (*i8_kernel)(const int16_t *q, const int8_t *base, size_t stride, size_t nrows, int32_t *out);
 
@@ -53,6 +64,7 @@ static void f32_avx2(const float *q, const float *base, size_t stride, size_t nr
 {
     for (size_t r = 0; r < nrows; r++) {
         const float *x = base + r * stride;
+        prefetch_row(x, stride * 4);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         size_t j = 0;
         for (; j + 32 <= stride; j += 32) {
@@ -78,6 +90,7 @@ static void i8_avx2(const int16_t *q, const int8_t *base, size_t stride, size_t 
 {
     for (size_t r = 0; r < nrows; r++) {
         const int8_t *x = base + r * stride;
+        prefetch_row(x, stride);
         __m256i a0 = _mm256_setzero_si256(), a1 = a0;
         for (size_t j = 0; j < stride; j += 32) {
             __m256i x0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(x + j)));
@@ -98,6 +111,7 @@ static void f32_avx512(const float *q, const float *base, size_t stride, size_t 
 {
     for (size_t r = 0; r < nrows; r++) {
         const float *x = base + r * stride;
+        prefetch_row(x, stride * 4);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         size_t j = 0;
         for (; j + 64 <= stride; j += 64) {
@@ -117,6 +131,7 @@ static void i8_avx512(const int16_t *q, const int8_t *base, size_t stride, size_
 {
     for (size_t r = 0; r < nrows; r++) {
         const int8_t *x = base + r * stride;
+        prefetch_row(x, stride);
         __m512i a0 = _mm512_setzero_si512(), a1 = a0;
         for (size_t j = 0; j < stride; j += 64) {
             __m512i x0 = _mm512_cvtepi8_epi16(_mm256_load_si256((const __m256i *)(x + j)));
