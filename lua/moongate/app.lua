@@ -1,5 +1,15 @@
 -- moongate.app: the default application served by `moongate serve`: GET /health and the
 -- OpenAI-compatible gateway (/v1/chat/completions, /v1/embeddings, /v1/models, /admin/*).
+-- The server puts the config's folder first on package.path, and the examples' configs are
+-- named moongate.lua: make sure `require "moongate"` means the runtime, not a config file.
+do
+  local m = package.loaded.moongate
+  if type(m) ~= "table" or m.now == nil then
+    local init = require("moongate.base").home .. "/lua/moongate/init.lua"
+    package.loaded.moongate = assert(loadfile(init))("moongate")
+  end
+end
+
 local gateway = require "moongate.gateway"
 local errors = require "moongate.gateway.errors"
 
