@@ -372,11 +372,18 @@ M.error_response = error_response
 
 local SSE_HEADERS = { ["content-type"] = "text/event-stream", ["cache-control"] = "no-cache" }
 
--- Close the client's connection without a (complete) answer.
+-- Close the client's connection without a (complete) answer. With a server that has no
+-- res:abort(), a response not yet started gets a head announcing a body that never comes;
+-- raising after the head makes the server cut the connection instead of finishing it.
 local function drop(res)
-  if res.abort then return res:abort() end
-  if res.close then return res:close() end
-  error("mock: the server cannot drop a connection (res:abort missing)")
+  if res.abort then
+    res:abort()
+    return
+  end
+  if not res.started then
+    res:start(200, { ["content-type"] = "application/json", ["content-length"] = "4096" })
+  end
+  error("mock fault: connection cut", 0)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -918,6 +925,37 @@ function Mock:serve(req, res)
     return error_response(400, "the body must be a JSON object", anthropic)
   end
   return self[route[2]](self, req, res, body, f)
+end
+
+---------------------------------------------------------------------------------------------
+-- `moongate mock`: the app on moongate's HTTP server, until SIGTERM/SIGINT.
+
+--- mock.serve{listen=, fault=, latency=, name=, models=, api_key=} -> exit code (blocks).
+function M.serve(o)
+  local server = require "moongate.server"
+  local config = require "moongate.config"
+  local log = require "moongate.log"
+  local process = require "moongate._process"
+  local app = M.new(o)
+  local cfg = config.default()
+  cfg.app = app
+  cfg.grace = 1
+  -- `stall` must outlive any client timeout: the handler's own deadline is a day
+  cfg.limits.handler_timeout = 86400
+  cfg.access_log = os.getenv("MOONGATE_MOCK_ACCESS_LOG") == "1"
+  local listener, err = server.start(cfg, { listen = o.listen })
+  if not listener then
+    io.stderr:write("moongate mock: ", err, "\n")
+    return 1
+  end
+  local host, port = listener:address()
+  log.info("mock listening", { address = host .. ":" .. port, name = app.name,
+    fault = o.fault or "" })
+  local function stop() listener:stop(cfg.grace) end
+  process.on_signal("TERM", stop)
+  process.on_signal("INT", stop)
+  listener:wait()
+  return 0
 end
 
 return M
