@@ -1,13 +1,14 @@
 /* tokenizer.c: tiktoken-exact byte-level BPE for cl100k_base and o200k_base.
  * A hand-written scanner replays OpenAI's split regexes; merges run in O(n log n) per piece. */
 #include "tokenizer.h"
-#include "runtime.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
+
+MG_API const char *mg_home(void); /* runtime.c: the folder holding data/ */
 
 /* ---- encodings ------------------------------------------------------------------------- */
 
