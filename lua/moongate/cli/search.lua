@@ -136,7 +136,7 @@ return function(args)
   local fusion
   if o.fusion or o.rrf_k or o.weights then
     local d = retrieval.hybrid_defaults
-    fusion = { method = o.fusion or d.method, k = o.rrf_k or d.k, weights = o.weights or d.weights }
+    fusion = { method = o.fusion or d.method, k = o.rrf_k or d.k, weights = o.weights or d.weights, prf = d.prf }
   end
   local tag = o.tag or ("moongate-" .. mode)
   local labels

@@ -66,7 +66,7 @@ local function glove_embedder(opts)
   local g, err = load_glove(path)
   if not g then return nil, err end
   local dim, rank, scales, comps = g.dim, g.rank, g.scales, g.comps
-  local a = opts.sif_a or 1e-3
+  local a = opts.sif_a or 3e-5
   local H = math.log(g.count) + 0.5772
   local e = { name = "glove", dim = dim, path = path }
   --- embed(text) -> float[dim] (unit length; all zeros when no word is known), known words

@@ -257,13 +257,6 @@ function M.labels_key(labels)
   return table.concat(out, ",")
 end
 
--- moongate.simhash (TEMPORARY: with a stand-in while the C module is not there yet).
-function M.simhash()
-  local ok, m = pcall(require, "moongate.simhash")
-  if ok then return m end
-  return require "moongate.retrieval.simhash_tmp"
-end
-
 function M.split_labels(key)
   local t = {}
   for l in key:gmatch("[^,]+") do t[#t + 1] = l end

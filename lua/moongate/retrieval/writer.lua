@@ -164,7 +164,7 @@ function Writer:add(doc)
     overlap = self.settings.overlap, count = self.count,
   })
 
-  local simhash = require("moongate.retrieval.store").simhash()
+  local simhash = require("moongate.simhash")
   step(self.st_upsert, tenant, doc.id, source, title, labels, metadata, hash, self.version, now())
   local doc_key = step(self.st_doc, tenant, doc.id).key
   if row then step(self.st_remove, self.version, doc_key) end
@@ -220,7 +220,7 @@ end
 -- Near-duplicate detection inside one (tenant, labels) group: simhash bands, so that two
 -- hashes within `dist` bits share at least one band exactly (pigeonhole).
 local function new_deduper(dist)
-  local simhash = require("moongate.retrieval.store").simhash()
+  local simhash = require("moongate.simhash")
   local nb = dist + 1
   local width = math.floor(64 / nb)
   local mask = bit.lshift(1ULL, width) - 1
@@ -380,6 +380,7 @@ function Writer:commit()
   for i, c in ipairs(keep) do
     step(st, version, i - 1, c.id, also[c.id] and table.concat(also[c.id], "\n") or "")
   end
+  st:finalize()
   local docs = Q(db, "SELECT count(*) AS n FROM documents")[1].n
   Q(db, "INSERT INTO versions (version, created_at, documents, chunks, duplicates, settings) VALUES (?, ?, ?, ?, ?, ?)",
     version, now(), docs, #keep, dups, json.encode(vsettings))
@@ -418,6 +419,9 @@ end
 function Writer:close(committed)
   if not self.db then return end
   if not committed then pcall(self.db.exec, self.db, "ROLLBACK") end
+  for _, st in ipairs { "st_doc", "st_remove", "st_upsert", "st_chunk" } do
+    if self[st] then self[st]:finalize(); self[st] = nil end
+  end
   self.db:close()
   self.db = nil
   self.release()
