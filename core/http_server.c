@@ -482,8 +482,17 @@ static void conn_error(conn *c, int status, const char *msg, const char *type, c
         memset(&tmp, 0, sizeof tmp);
         snprintf(tmp.id, sizeof tmp.id, "%s", id);
         tmp.start = c->head_started ? c->start : ev_now(mg_loop);
-        tmp.method = c->state == C_BODY ? http_method_str(c->parser.method) : "";
+        tmp.method = c->url_len ? http_method_str(c->parser.method) : "";
         tmp.bytes = bl;
+        char path[256] = "";
+        if (c->url_len) {
+            size_t pl = c->url_len < sizeof path - 1 ? c->url_len : sizeof path - 1;
+            memcpy(path, c->head.p, pl);
+            path[pl] = 0;
+            char *q = strchr(path, '?');
+            if (q) *q = 0;
+        }
+        tmp.path = path;
         access_log(c->s, &tmp, status, msg);
     }
     reading(c, 0);

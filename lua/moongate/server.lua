@@ -121,6 +121,10 @@ local function dispatch(req, res)
   local ok, r = xpcall(handle_fn, on_error, req, res)
   if res.finished then return end
   if not ok then return answer_failure(res, "handler raised", r) end
+  if past_deadline() and not res.started then
+    -- whatever it returns, a handler that outlived its deadline is cut: 504
+    return answer_failure(res, "handler returned after its deadline")
+  end
   if type(r) == "table" then
     local body = r.body
     local headers = r.headers
