@@ -16,7 +16,34 @@ struct mg_analyzer {
     uint32_t *offs;     /* n + 1 offsets into buf */
     size_t n, offs_cap;
     char *tok;          /* the current token (ASCII path lowercases into it) */
+    /* stem cache: word -> stem. Word frequencies are Zipfian, so a few thousand entries
+     * answer most lookups and stemming stops dominating indexing time. */
+    struct stem_slot *cache;
+    char *cache_arena;
+    size_t cache_used, cache_arena_len;
 };
+
+struct stem_slot {
+    uint64_t hash;      /* 0 = empty */
+    uint32_t off;       /* word bytes, then stem bytes, in cache_arena */
+    uint16_t word_len, stem_len;
+};
+
+/* Small enough to stay in L2: a larger table cost more in cache misses than it saved. Once
+ * full it keeps what it has (the words seen first are, by Zipf, mostly the frequent ones). */
+#define CACHE_SLOTS 8192            /* power of two */
+#define CACHE_MAX (CACHE_SLOTS / 2)
+#define CACHE_ARENA (CACHE_MAX * 32)
+
+static uint64_t hash_word(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h | 1;
+}
 
 /* Lucene's EnglishAnalyzer default stop set, so results compare with Lucene/Elasticsearch. */
 static const char *const stopword_list[] = {
@@ -52,6 +79,13 @@ mg_analyzer *mg_analyzer_new(const char *stem, int stopwords, const char **err)
             return NULL;
         }
         strcpy(a->stem, stem);
+        a->cache = calloc(CACHE_SLOTS, sizeof *a->cache);
+        a->cache_arena = malloc(CACHE_ARENA);
+        if (!a->cache || !a->cache_arena) {
+            mg_analyzer_free(a);
+            if (err) *err = "out of memory";
+            return NULL;
+        }
     }
     a->tok = malloc(MG_ANALYZER_MAX_TERM + 1);
     a->offs_cap = 64;
@@ -72,6 +106,8 @@ void mg_analyzer_free(mg_analyzer *a)
         return;
     if (a->stemmer)
         sb_stemmer_delete(a->stemmer);
+    free(a->cache);
+    free(a->cache_arena);
     free(a->tok);
     free(a->offs);
     free(a->buf);
@@ -89,11 +125,34 @@ static int emit(mg_analyzer *a, const char *t, size_t len)
     if (a->stopwords && mg_analyzer_is_stopword(t, len))
         return 0;
     if (a->stemmer) {
-        const sb_symbol *s = sb_stemmer_stem(a->stemmer, (const sb_symbol *)t, (int)len);
-        if (!s)
-            return -1;
-        t = (const char *)s;
-        len = (size_t)sb_stemmer_length(a->stemmer);
+        uint64_t h = hash_word(t, len);
+        size_t i = h & (CACHE_SLOTS - 1);
+        struct stem_slot *c = a->cache;
+        while (c[i].hash && !(c[i].hash == h && c[i].word_len == len &&
+                              memcmp(a->cache_arena + c[i].off, t, len) == 0))
+            i = (i + 1) & (CACHE_SLOTS - 1);
+        if (c[i].hash) {
+            t = a->cache_arena + c[i].off + c[i].word_len;
+            len = c[i].stem_len;
+        } else {
+            const sb_symbol *s = sb_stemmer_stem(a->stemmer, (const sb_symbol *)t, (int)len);
+            if (!s)
+                return -1;
+            size_t sl = (size_t)sb_stemmer_length(a->stemmer);
+            if (a->cache_used < CACHE_MAX && a->cache_arena_len + len + sl <= CACHE_ARENA &&
+                sl <= 0xffff) {
+                c[i].hash = h;
+                c[i].off = (uint32_t)a->cache_arena_len;
+                c[i].word_len = (uint16_t)len;
+                c[i].stem_len = (uint16_t)sl;
+                memcpy(a->cache_arena + a->cache_arena_len, t, len);
+                memcpy(a->cache_arena + a->cache_arena_len + len, s, sl);
+                a->cache_arena_len += len + sl;
+                a->cache_used++;
+            }
+            t = (const char *)s;
+            len = sl;
+        }
     }
     if (a->n + 2 > a->offs_cap) {
         size_t cap = a->offs_cap * 2;
@@ -245,6 +304,12 @@ int mg_analyzer_run(mg_analyzer *a, const char *text, size_t len,
         return MG_ERROR;
     }
     size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+    }
     while (i < len && s[i] < 0x80)
         i++;
     int rc;
