@@ -205,13 +205,57 @@ static int enc_int64(jenc *e, int64_t v) {
  * doubles a value whose shortest form has fewer digits prints the same under %.15g (%g
  * drops the trailing zeros); subnormals carry fewer significant digits, so they search
  * from 1 (5e-324, not 4.94065645841247e-324). */
-static int fmt_double(char *out, size_t cap, double d) {
+static int fmt_double(char *out, size_t cap, double d, int from) {
     int n = 0;
-    for (int prec = fabs(d) < 2.2250738585072014e-308 ? 1 : 15; prec <= 17; prec++) {
+    for (int prec = fabs(d) < 2.2250738585072014e-308 ? 1 : from; prec <= 17; prec++) {
         n = snprintf(out, cap, "%.*g", prec, d);
         if (prec == 17 || strtod(out, NULL) == d) break;
     }
     return n;
+}
+
+static const double pow10tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Fast path for the common case: |d| in [1e-4, 1e15) with a form of at most 15 significant
+ * digits (0.7, -0.0069292834, 123.45). m = d * 10^k rounded is an integer below 2^53 and 10^k
+ * is exact, so m / 10^k is correctly rounded: it equals d exactly when the decimal m * 10^-k
+ * reads back as d. No printf, no strtod. The result matches %.15g with its trailing zeros
+ * dropped. Returns 0 when d is out of range, -1 when it needs more than 15 digits. */
+static int fmt_double_fast(char *out, double d) {
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15)) return 0;
+    int e10 = (int)floor(log10(a));
+    int k = 14 - e10; /* fractional digits for 15 significant ones: 0..18 */
+    if (k < 0 || k > 22) return 0;
+    double m = nearbyint(a * pow10tab[k]);
+    if (m >= 1e15) return 0;
+    if (m / pow10tab[k] != a) return -1;
+    uint64_t im = (uint64_t)m;
+    while (k > 0 && im % 10 == 0) {
+        im /= 10;
+        k--;
+    }
+    char digits[24], *end = digits + sizeof digits, *p = fmt_u64(end, im);
+    int nd = (int)(end - p);
+    char *o = out;
+    if (d < 0) *o++ = '-';
+    if (nd <= k) { /* 0.000ddd */
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < k - nd; i++) *o++ = '0';
+        memcpy(o, p, (size_t)nd);
+        o += nd;
+    } else {
+        memcpy(o, p, (size_t)(nd - k));
+        o += nd - k;
+        if (k) {
+            *o++ = '.';
+            memcpy(o, p + nd - k, (size_t)k);
+            o += k;
+        }
+    }
+    return (int)(o - out);
 }
 
 static int enc_number(jenc *e, double d) {
@@ -231,7 +275,9 @@ static int enc_number(jenc *e, double d) {
         return enc_int64(e, (int64_t)d);
     }
     if (jbuf_reserve(e->b, 32)) goto oom;
-    e->b->n += (size_t)fmt_double(e->b->p + e->b->n, 32, d);
+    int n = fmt_double_fast(e->b->p + e->b->n, d);
+    if (n <= 0) n = fmt_double(e->b->p + e->b->n, 32, d, n < 0 ? 16 : 15);
+    e->b->n += (size_t)n;
     return 0;
 oom:
     e->err = "out of memory";
@@ -294,7 +340,7 @@ static int enc_key(jenc *e, int kidx, int marked_object) {
             return -1;
         }
         if (d == floor(d) && fabs(d) < 9223372036854775808.0) n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
-        else n = fmt_double(tmp, sizeof tmp, d);
+        else n = fmt_double(tmp, sizeof tmp, d, 15);
         return enc_string(e, tmp, (size_t)n);
     }
     e->err = "cannot encode mixed table (keys must be all strings or 1..n)";
@@ -605,6 +651,45 @@ static int dec_number(jdec *d) {
         lua_pushlstring(d->L, start, (size_t)(p - start));
         lua_call(d->L, 1, 1);
         return 0;
+    }
+    /* Clinger's fast path: at most 15 significant digits and a decimal exponent within
+     * +-22 make m and 10^k exact doubles, so one multiplication or division rounds once,
+     * correctly: the same double strtod would give. */
+    {
+        uint64_t m = 0;
+        int sig = 0, frac = 0, in_frac = 0, ok = 1;
+        const char *q = digits;
+        for (; q < p && *q != 'e' && *q != 'E'; q++) {
+            if (*q == '.') {
+                in_frac = 1;
+                continue;
+            }
+            if (m == 0 && *q == '0') {
+                if (in_frac) frac++;
+                continue;
+            }
+            if (++sig > 15) {
+                ok = 0;
+                break;
+            }
+            m = m * 10 + (uint64_t)(*q - '0');
+            if (in_frac) frac++;
+        }
+        if (ok) {
+            int ex = 0, eneg = 0;
+            if (q < p) { /* exponent */
+                q++;
+                if (*q == '+' || *q == '-') eneg = *q++ == '-';
+                while (q < p && ex < 10000) ex = ex * 10 + (*q++ - '0');
+                if (q < p) ok = 0; /* absurdly long exponent: leave it to strtod */
+            }
+            int e10 = (eneg ? -ex : ex) - frac;
+            if (ok && e10 >= -22 && e10 <= 22) {
+                double v = e10 < 0 ? (double)m / pow10tab[-e10] : (double)m * pow10tab[e10];
+                lua_pushnumber(d->L, neg ? -v : v);
+                return 0;
+            }
+        }
     }
     /* strtod wants a terminated string; numbers are short, copy to the stack. */
     char tmp[64];

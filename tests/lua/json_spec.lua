@@ -132,6 +132,29 @@ describe("moongate.json", function()
       assert.equal(0.30000000000000004, json.decode("0.30000000000000004"))
     end)
 
+    it("reads floats as the nearest double, like tonumber", function()
+      for _, s in ipairs({ "0.1", "0.30000000000000004", "1e22", "1e23", "1e-22", "1e-23", "100e-2",
+        "123456789012345e-22", "9007199254740993.0", "1.7976931348623157e308", "5e-324",
+        "2.2250738585072014e-308", "-0.0069292834", "3.14159265358979323846264338327950288" }) do
+        assert.equal(tonumber(s), json.decode(s))
+      end
+      assert.equal(1 / -math.huge, json.decode("-0.0")) -- -0 keeps its sign
+      assert.equal("-0", json.encode(json.decode("-0.0")))
+    end)
+
+    it("round-trips random doubles exactly", function()
+      local u = ffi.new("union { uint64_t u; double d; }")
+      math.randomseed(42)
+      for _ = 1, 20000 do
+        u.u = ffi.cast("uint64_t", math.random(0, 2 ^ 31)) * 4294967296ULL + math.random(0, 2 ^ 32 - 1)
+        local d = u.d
+        if d == d and d ~= math.huge and d ~= -math.huge then
+          local s = json.encode(d)
+          assert.equal(d, json.decode(s), s)
+        end
+      end
+    end)
+
     it("reads integers beyond 2^53 as exact int64 cdata", function()
       assert.equal(9007199254740992, json.decode("9007199254740992"))
       assert.equal("number", type(json.decode("9007199254740992")))
