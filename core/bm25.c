@@ -436,15 +436,16 @@ int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
                 uint32_t d = pd[p];
                 if (d >= allow_bits || !((allow[d >> 6] >> (d & 63)) & 1))
                     continue;
-                if (acc[d] == 0)
-                    touched[ntouched++] = d;
+                touched[ntouched] = d;
+                ntouched += acc[d] == 0;
                 acc[d] += w * pi[p];
             }
         } else {
             for (size_t p = 0; p < np; p++) {
                 uint32_t d = pd[p];
-                if (acc[d] == 0)
-                    touched[ntouched++] = d;
+                /* branch-free: whether d is new is a coin toss the predictor loses */
+                touched[ntouched] = d;
+                ntouched += acc[d] == 0;
                 acc[d] += w * pi[p];
             }
         }
