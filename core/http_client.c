@@ -551,6 +551,13 @@ static int l_request(lua_State *L)
     if (uc != CURLUE_OK) return luaL_argerror(L, 2, lua_pushfstring(L, "invalid url (%s)", curl_url_strerror(uc)));
     if (!http_scheme) return luaL_argerror(L, 2, "url scheme must be http or https");
 
+    double deadline = mg_task_deadline(t);
+    if (timeout == 0 || (deadline > 0 && deadline <= ev_time())) {
+        lua_pushnil(L);   /* no time left: do not even start */
+        lua_pushliteral(L, "timeout");
+        return 2;
+    }
+
     if (multi_ready()) return luaL_error(L, "cannot create the curl multi handle");
     xfer *x = calloc(1, sizeof *x);
     if (!x) return luaL_error(L, "out of memory");

@@ -22,13 +22,12 @@ local function bad(msg)
   error("http.request: " .. msg, 3)
 end
 
+-- Budgets computed from deadlines may come out negative: that means no time left, not a bug.
 local function check_seconds(opts, k)
   local v = opts[k]
   if v == nil then return nil end
-  if type(v) ~= "number" or v ~= v or v < 0 then
-    bad(k .. " must be a non-negative number of seconds")
-  end
-  return v
+  if type(v) ~= "number" or v ~= v then bad(k .. " must be a number of seconds") end
+  return v > 0 and v or 0
 end
 
 local function check_count(opts, k, min)
@@ -82,10 +81,14 @@ Stream.__index = Stream
 -- An idle timeout leaves the stream open (read again, or close); the task's deadline or its
 -- cancellation aborts the transfer.
 function Stream:read(idle_timeout)
-  if idle_timeout ~= nil and (type(idle_timeout) ~= "number" or idle_timeout < 0) then
-    error("res:read: idle_timeout must be a non-negative number of seconds", 2)
+  if idle_timeout == nil then
+    idle_timeout = DEFAULT_IDLE
+  elseif type(idle_timeout) ~= "number" or idle_timeout ~= idle_timeout then
+    error("res:read: idle_timeout must be a number of seconds", 2)
+  elseif idle_timeout < 0 then
+    idle_timeout = 0
   end
-  return core.read(self._s, idle_timeout or DEFAULT_IDLE)
+  return core.read(self._s, idle_timeout)
 end
 
 -- res:read_all([idle_timeout = 30]) -> the rest of the body | nil, err
@@ -128,6 +131,7 @@ function M.request(opts)
   if stream ~= nil and type(stream) ~= "boolean" then bad("stream must be a boolean") end
   local timeout = check_seconds(opts, "timeout") or DEFAULT_TIMEOUT
   local connect_timeout = check_seconds(opts, "connect_timeout")
+  if connect_timeout == 0 then connect_timeout = 0.001 end   -- curl reads 0 as its default
   local redirects = check_count(opts, "redirects", 0)
   local max_body = check_count(opts, "max_body", 1)
   local buffer = check_count(opts, "buffer", 1)

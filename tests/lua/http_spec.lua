@@ -6,7 +6,7 @@ local json = require "moongate.json"
 
 local home = require("moongate.base").home
 
-local tmp, UP, NGX
+local tmp, UP, NGX, NGX2
 local pids = {}
 
 local function sh(cmd)
@@ -54,7 +54,7 @@ setup(function()
     tmp .. "/upstream.pid")
   UP = "http://127.0.0.1:" .. wait_for("the python upstream", function() return read_file(tmp .. "/port") end)
 
-  local port = free_port()
+  local port, second = free_port(), free_port()
   os.execute(("mkdir -p %s/www && head -c 16777216 /dev/zero | tr '\\0' x > %s/www/big.bin"):format(tmp, tmp))
   local conf = assert(io.open(tmp .. "/nginx.conf", "w"))
   local text = (([[
@@ -74,15 +74,18 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:PORT backlog=4096;
+    listen 127.0.0.1:SECOND;
     location = /hello { default_type text/plain; return 200 "hello\n"; }
     location /files/ { alias TMP/www/; }
+    location = /short-keepalive { keepalive_timeout 200ms; default_type text/plain; return 200 "short\n"; }
   }
 }
-]]):gsub("TMP", tmp):gsub("PORT", port))
+]]):gsub("TMP", tmp):gsub("PORT", port):gsub("SECOND", second))
   conf:write(text)
   conf:close()
   spawn_bg(("nginx -e %s/nginx.log -p %s -c %s/nginx.conf"):format(tmp, tmp, tmp), tmp .. "/nginx.spawn.pid")
   NGX = "http://127.0.0.1:" .. port
+  NGX2 = "http://127.0.0.1:" .. second   -- a connection pool of its own
   wait_for("nginx", function()
     local res = http.request{ url = NGX .. "/hello", timeout = 1 }
     return res and res.status == 200
@@ -204,6 +207,16 @@ describe("http.request", function()
     assert.are.equal(before, http.stats().connects)
   end)
 
+  it("reconnects when the server closed the idle kept-alive connection", function()
+    assert.are.equal("short\n", assert(http.request{ url = NGX2 .. "/short-keepalive" }).body)
+    mg.sleep(0.4)   -- nginx closes the connection after 200 ms idle
+    local before = http.stats().connects
+    local res, err = http.request{ url = NGX2 .. "/short-keepalive" }
+    assert.is_nil(err)
+    assert.are.equal("short\n", res.body)
+    assert.are.equal(before + 1, http.stats().connects)
+  end)
+
   it("a stalled server triggers the timeout and frees the transfer", function()
     local t0 = mg.now()
     local res, err = http.request{ url = UP .. "/stall?s=5", timeout = 0.3 }
@@ -216,6 +229,13 @@ describe("http.request", function()
 
   it("times out a body that stops half way (timeout covers the whole body)", function()
     assert.are.same({ nil, "timeout" }, { http.request{ url = UP .. "/stall-body?s=5", timeout = 0.3 } })
+  end)
+
+  it("a budget of zero or less times out at once, without a request", function()
+    local requests = http.stats().requests
+    assert.are.same({ nil, "timeout" }, { http.request{ url = NGX .. "/hello", timeout = -0.5 } })
+    assert.are.same({ nil, "timeout" }, { http.request{ url = NGX .. "/hello", timeout = 0 } })
+    assert.are.equal(requests, http.stats().requests)
   end)
 
   it("honours the task's deadline when it is shorter than timeout", function()
@@ -292,8 +312,10 @@ describe("http.request", function()
     assert.error_matches(function() http.request{ url = "ftp://x/" } end, "url scheme must be http or https", 1, true)
     assert.error_matches(function() http.request{ url = "http//x" } end, "invalid url", 1, true)
     assert.error_matches(function() http.request{ url = UP, timout = 1 } end, "unknown option timout", 1, true)
-    assert.error_matches(function() http.request{ url = UP, timeout = -1 } end,
-      "timeout must be a non-negative number of seconds", 1, true)
+    assert.error_matches(function() http.request{ url = UP, timeout = "1" } end,
+      "timeout must be a number of seconds", 1, true)
+    assert.error_matches(function() http.request{ url = UP, connect_timeout = 0 / 0 } end,
+      "connect_timeout must be a number of seconds", 1, true)
     assert.error_matches(function() http.request{ url = UP, method = "get" } end, "upper-case HTTP method", 1, true)
     assert.error_matches(function() http.request{ url = UP, headers = { ["bad name"] = "x" } } end,
       "bad header name bad name", 1, true)
