@@ -12,25 +12,17 @@ function M.approx_tokens(text)
 end
 
 local counter
---- The token counter in use: the exact tokenizer (cl100k) when moongate.tokenizer is
--- available, otherwise approx_tokens. Returns fn, name.
+--- The token counter in use: exact cl100k_base counts from moongate.tokenizer when it is
+-- available, otherwise approx_tokens. Returns fn, name ("cl100k_base" | "approximate").
 function M.token_counter()
   if counter then return counter, M.counter_name end
   local ok, tok = pcall(require, "moongate.tokenizer")
-  if ok and type(tok) == "table" then
-    local enc
-    if type(tok.get) == "function" then enc = select(2, pcall(tok.get, "cl100k_base")) end
-    if type(enc) == "table" or type(enc) == "cdata" or type(enc) == "userdata" then
-      local okc = pcall(function() return enc:count("probe") end)
-      if okc then
-        counter = function(s) return enc:count(s) end
-        M.counter_name = "cl100k_base"
-        return counter, M.counter_name
-      end
-    end
-    if type(tok.count) == "function" and pcall(tok.count, "probe") then
-      counter = tok.count
-      M.counter_name = "tokenizer"
+  if ok and type(tok) == "table" and type(tok.count) == "function" then
+    local cok, n = pcall(tok.count, "probe text", "cl100k_base")
+    if cok and type(n) == "number" then
+      local count = tok.count
+      counter = function(s) return count(s, "cl100k_base") or M.approx_tokens(s) end
+      M.counter_name = "cl100k_base"
       return counter, M.counter_name
     end
   end

@@ -1,0 +1,128 @@
+-- moongate.extractive: the embedded default "model", offline: answers a question with the
+-- context sentences that match it best (BM25 over sentences), each cited as [n]; says so
+-- plainly when the context does not cover the question.
+local analyzer = require "moongate.analyzer"
+local bm25 = require "moongate.bm25"
+local chunker = require "moongate.retrieval.chunker"
+
+local M = {}
+
+M.NO_ANSWER = "I don't know: the provided context does not cover this."
+
+-- Words that shape a question but say nothing of its subject (beyond the analyzer's
+-- English stop words), as the analyzer outputs them.
+local QUESTION_WORDS = {}
+for w in ([[what which who whom whose when where why how do doe did done can could should would
+  shall may might must i me my we our you your he she him her us tell explain describ give list
+  have ha had
+  show know want need pleas about mean get there here ani some much mani]]):gmatch("%S+") do
+  QUESTION_WORDS[w] = true
+end
+
+-- Content terms of a text: stemmed, stop words out.
+local function terms(text)
+  return analyzer.terms(text, { stem = "english", stopwords = true })
+end
+
+local function question_terms(text)
+  local out = {}
+  for _, t in ipairs(terms(text)) do
+    if not QUESTION_WORDS[t] then out[#out + 1] = t end
+  end
+  return out
+end
+
+--- answer{question =, contexts = {{id =, title =, text =, source =}, ...}, max_sentences = 3,
+--   min_coverage = 0.3}
+-- -> {text = "... [1] ... [2]", citations = {{n = 1, id =, source =, title =}, ...}}
+-- A sentence is relevant when it holds question terms carrying at least min_coverage of the
+-- question's weight (terms weighted by their rarity across the context sentences).
+function M.answer(req)
+  if type(req) ~= "table" then error("extractive.answer takes a table", 2) end
+  if type(req.question) ~= "string" then error("question must be a string", 2) end
+  local contexts = req.contexts or {}
+  if type(contexts) ~= "table" then error("contexts must be an array", 2) end
+  local max_sentences = req.max_sentences or 3
+  local min_coverage = req.min_coverage or 0.3
+
+  local qterms, qset = {}, {}
+  for _, t in ipairs(question_terms(req.question)) do
+    if not qset[t] then qset[t] = true; qterms[#qterms + 1] = t end
+  end
+  local none = { text = M.NO_ANSWER, citations = {} }
+  if #qterms == 0 or #contexts == 0 then return none end
+
+  -- every sentence of every context, with where it came from
+  local sents = {}
+  local ix = assert(bm25.new { k1 = 1.2, b = 0.75, stem = "english", stopwords = true })
+  local seen_text = {}
+  for ci, c in ipairs(contexts) do
+    if type(c) ~= "table" or type(c.text) ~= "string" then
+      ix:close()
+      error("context " .. ci .. " needs a text", 2)
+    end
+    for si, s in ipairs(chunker.sentences(c.text)) do
+      local key = s:lower():gsub("%s+", " ")
+      if not seen_text[key] then
+        seen_text[key] = true
+        -- headings count for the terms' rarity but are never quoted as an answer
+        sents[#sents + 1] = { ctx = ci, pos = si, text = s, heading = s:match("^#+%s") ~= nil }
+        ix:add(s)
+      end
+    end
+  end
+  if #sents == 0 then ix:close(); return none end
+  ix:commit()
+  local N = #sents
+  local weight, wsum = {}, 0
+  for _, t in ipairs(qterms) do
+    local df = ix:df(t)
+    weight[t] = math.log(1 + (N - df + 0.5) / (df + 0.5))
+    wsum = wsum + weight[t]
+  end
+  local ranked = ix:search(table.concat(qterms, " "), math.min(N, 50))
+  ix:close()
+
+  local picked = {}
+  local best
+  for _, h in ipairs(ranked) do
+    local s = sents[h.doc + 1]
+    local have, cover = {}, 0
+    if s.heading then goto continue end
+    for _, t in ipairs(terms(s.text)) do
+      if qset[t] and not have[t] then have[t] = true; cover = cover + weight[t] end
+    end
+    cover = wsum > 0 and cover / wsum or 0
+    if cover >= min_coverage then
+      best = best or h.score
+      if h.score >= best * 0.5 then
+        picked[#picked + 1] = s
+        if #picked >= max_sentences then break end
+      end
+    end
+    ::continue::
+  end
+  if #picked == 0 then return none end
+
+  -- read in the contexts' order; cite each context by its number of first appearance
+  table.sort(picked, function(a, b)
+    if a.ctx ~= b.ctx then return a.ctx < b.ctx end
+    return a.pos < b.pos
+  end)
+  local num, citations, parts = {}, {}, {}
+  for _, s in ipairs(picked) do
+    local n = num[s.ctx]
+    if not n then
+      n = #citations + 1
+      num[s.ctx] = n
+      local c = contexts[s.ctx]
+      citations[n] = { n = n, id = c.id, source = c.source, title = c.title }
+    end
+    local text = s.text
+    if not text:match("[.!?]$") then text = text .. "." end
+    parts[#parts + 1] = text .. " [" .. n .. "]"
+  end
+  return { text = table.concat(parts, " "), citations = citations }
+end
+
+return M

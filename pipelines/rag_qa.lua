@@ -1,0 +1,190 @@
+-- pipelines/rag_qa.lua: question answering over an index: retrieve -> rerank -> build context
+-- -> generate (a model provider, or the offline extractive answerer) -> answer with citations.
+--
+--   local rag = require "pipelines.rag_qa"
+--   local r = rag.answer{question = "How do I rebuild the index?", index = "docs-index"}
+--   print(r.answer)              -- "... [1]"
+--   for _, c in ipairs(r.citations) do print(c.n, c.source) end
+local retrieval = require "moongate.retrieval"
+local context = require "moongate.retrieval.context"
+local extractive = require "moongate.extractive"
+local store = require "moongate.retrieval.store"
+
+local M = { name = "rag_qa" }
+
+M.defaults = { k = 5, candidates = 20, mode = "hybrid", rerank = true, budget = 1500, max_sentences = 3 }
+
+M.SYSTEM = "Answer the question using only the numbered passages. Cite the passages you use " ..
+  "as [n] right after the statement they support. If the passages do not answer the question, " ..
+  "say that you don't know."
+
+-- Open indexes, by folder, kept for the life of the worker (each refreshes itself when a new
+-- version is published). A folder of documents rather than an index is indexed first, into
+-- a cache folder, and re-indexed (incrementally) once per process.
+local open = {}
+
+local function cache_dir(path)
+  local base = os.getenv("MOONGATE_INDEX_CACHE")
+  if not base then
+    local xdg = os.getenv("XDG_CACHE_HOME")
+    base = (xdg and xdg ~= "" and xdg or ((os.getenv("HOME") or "/tmp") .. "/.cache")) .. "/moongate"
+  end
+  store.mkdir(base:match("^(.*)/[^/]+$") or base)
+  store.mkdir(base)
+  local h = require("moongate.retrieval.writer").content_hash(path)
+  return base .. "/index-" .. h
+end
+
+function M.open_index(path)
+  local idx = open[path]
+  if idx then return idx end
+  local err
+  if io.open(path .. "/index.sqlite", "rb") then
+    idx, err = retrieval.open(path)
+  elseif store.is_dir(path) then
+    local dir = cache_dir(path)
+    local summary
+    summary, err = retrieval.index(dir, { path }, { wait = true })
+    if summary then idx, err = retrieval.open(dir) end
+  else
+    err = "no index or folder at " .. path
+  end
+  if not idx then return nil, err end
+  open[path] = idx
+  return idx
+end
+
+local function trace(ctx, name, fn)
+  local t0 = os.clock()
+  local ok, err = fn()
+  ctx.spans = ctx.spans or {}
+  ctx.spans[#ctx.spans + 1] = { name = name, seconds = os.clock() - t0, ok = ok and true or false, err = err }
+  return ok, err
+end
+
+-- The stages, each run(ctx) -> true | nil, err; ctx carries the request and what each
+-- stage produced.
+M.stages = {
+  { name = "retrieve", run = function(ctx)
+    local idx = ctx.idx
+    if type(idx) == "string" then
+      local err
+      idx, err = M.open_index(idx)
+      if not idx then return nil, err end
+      ctx.idx = idx
+    end
+    local hits, info = idx:search {
+      query = ctx.question, k = ctx.rerank and math.max(ctx.candidates, ctx.k) or ctx.k,
+      mode = ctx.mode, tenant = ctx.tenant, labels = ctx.labels, filters = ctx.filters,
+    }
+    if not hits then return nil, info end
+    ctx.hits, ctx.version = hits, info.version
+    return true
+  end },
+  { name = "rerank", run = function(ctx)
+    if ctx.rerank and #ctx.hits > 1 then
+      local rr = ctx.rerank
+      if rr == true then
+        rr = require("moongate.retrieval.rerank").new { kind = "local" }
+      end
+      local ok, err = rr:rerank(ctx.question, ctx.hits, ctx.idx.snap and {
+        idf = function(term)
+          local ix, N = ctx.idx.snap.bm25, ctx.idx.snap.n
+          local df = ix:df(term)
+          return math.log(1 + (N - df + 0.5) / (df + 0.5))
+        end })
+      if not ok then return nil, err end
+    end
+    while #ctx.hits > ctx.k do ctx.hits[#ctx.hits] = nil end
+    return true
+  end },
+  { name = "build_context", run = function(ctx)
+    ctx.context = context.build(ctx.hits, { budget = ctx.budget })
+    return true
+  end },
+  { name = "generate", run = function(ctx)
+    local c = ctx.context
+    if ctx.generate then
+      local out, err = ctx.generate {
+        question = ctx.question, context = c.text, passages = c.passages,
+        messages = {
+          { role = "system", content = M.SYSTEM },
+          { role = "user", content = "Passages:\n\n" .. c.text .. "\n\nQuestion: " .. ctx.question },
+        },
+      }
+      if not out then return nil, err or "generation failed" end
+      ctx.text = type(out) == "table" and out.text or out
+      if type(ctx.text) ~= "string" then return nil, "generate must return text" end
+      return true
+    end
+    local contexts = {}
+    for i, p in ipairs(c.passages) do
+      contexts[i] = { id = p.hit.id, title = p.hit.title, text = p.text, source = p.hit.metadata.source,
+        doc_id = p.hit.doc_id }
+    end
+    local r = extractive.answer { question = ctx.question, contexts = contexts, max_sentences = ctx.max_sentences }
+    ctx.text = r.text
+    -- the extractive answer numbers its citations itself; map them back to passages
+    ctx.extractive_citations = r.citations
+    return true
+  end },
+  { name = "answer", run = function(ctx)
+    local citations = {}
+    if ctx.extractive_citations then
+      for _, c in ipairs(ctx.extractive_citations) do
+        local hit
+        for _, p in ipairs(ctx.context.passages) do if p.hit.id == c.id then hit = p.hit end end
+        citations[#citations + 1] = { n = c.n, id = c.id, doc_id = hit and hit.doc_id, source = c.source,
+          title = c.title, heading = hit and hit.heading }
+      end
+    else
+      -- keep the passages the model cited, in the order of their numbers
+      local cited = {}
+      for n in ctx.text:gmatch("%[(%d+)%]") do cited[tonumber(n)] = true end
+      for _, c in ipairs(ctx.context.citations) do
+        if cited[c.n] then
+          local p = ctx.context.passages[c.n]
+          citations[#citations + 1] = { n = c.n, id = c.id, doc_id = c.doc_id, source = c.source,
+            title = c.title, heading = p.hit.heading }
+        end
+      end
+    end
+    ctx.answer = { answer = ctx.text, citations = citations, hits = ctx.hits, version = ctx.version }
+    return true
+  end },
+}
+
+--- run(ctx) -> true | nil, err: the stages in order over ctx (question, idx, ...); the result
+-- is ctx.answer. ctx.spans records each stage's time.
+function M.run(ctx)
+  for _, stage in ipairs(M.stages) do
+    local ok, err = trace(ctx, stage.name, function() return stage.run(ctx) end)
+    if not ok then return nil, stage.name .. ": " .. tostring(err) end
+  end
+  return true
+end
+
+--- answer{question =, index = DIR | idx, tenant =, labels =, filters =, k = 5, mode = "hybrid",
+--   rerank = true | reranker | false, budget = 1500, generate = fn | nil}
+-- -> {answer =, citations = {{n, id, doc_id, source, title, heading}}, hits =, version =} | nil, err
+-- generate{question, context, passages, messages} -> text | nil, err: a model call; without
+-- it the extractive answerer writes the answer from the passages.
+function M.answer(req)
+  if type(req) ~= "table" then error("rag_qa.answer takes a table", 2) end
+  if type(req.question) ~= "string" or not req.question:match("%S") then return nil, "empty question" end
+  if req.index == nil then return nil, "no index" end
+  local d = M.defaults
+  local ctx = {
+    question = req.question, idx = req.index, tenant = req.tenant, labels = req.labels,
+    filters = req.filters, k = req.k or d.k, candidates = req.candidates or d.candidates,
+    mode = req.mode or d.mode, budget = req.budget or d.budget,
+    max_sentences = req.max_sentences or d.max_sentences, generate = req.generate,
+  }
+  if req.rerank == nil then ctx.rerank = d.rerank else ctx.rerank = req.rerank end
+  local ok, err = M.run(ctx)
+  if not ok then return nil, err end
+  ctx.answer.spans = ctx.spans
+  return ctx.answer
+end
+
+return M
