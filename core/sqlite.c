@@ -23,13 +23,17 @@
 #define SQL_CDATA 10 /* lua_type() of an FFI cdata in LuaJIT */
 #define DB_MT "moongate.sqlite.db"
 #define STMT_MT "moongate.sqlite.stmt"
+#define SQL_CACHE 32 /* prepared statements kept per connection for query()/first() */
 
 typedef struct mg_stmt mg_stmt;
 
 typedef struct {
     sqlite3 *db;
     mg_stmt *stmts;        /* statements prepared through db:prepare(), still open */
-    sqlite3_stmt *pending; /* query()/first()'s statement, in case a raise skips its finalize */
+    sqlite3_stmt *pending; /* query()/first()'s statement while it runs, in case a raise skips its reset */
+    sqlite3_stmt *cache[SQL_CACHE]; /* query()/first() statements by SQL text, reused */
+    size_t cache_len[SQL_CACHE];    /* strlen(sqlite3_sql(cache[i])) */
+    unsigned cache_next;            /* round-robin replacement */
 } mg_db;
 
 struct mg_stmt {
@@ -222,8 +226,11 @@ static int bind_args(lua_State *L, sqlite3_stmt *st, int first, sqlite3_destruct
 
 static void db_close(mg_db *d) {
     if (!d->db) return;
-    sqlite3_finalize(d->pending);
     d->pending = NULL;
+    for (int i = 0; i < SQL_CACHE; i++) {
+        sqlite3_finalize(d->cache[i]);
+        d->cache[i] = NULL;
+    }
     for (mg_stmt *s = d->stmts; s; s = s->next) {
         sqlite3_finalize(s->st);
         s->st = NULL;
@@ -242,9 +249,7 @@ static int l_open(lua_State *L) {
     int readonly = lua_toboolean(L, 2);
     int busy_ms = (int)luaL_optinteger(L, 3, 5000);
     mg_db *d = lua_newuserdata(L, sizeof *d);
-    d->db = NULL;
-    d->stmts = NULL;
-    d->pending = NULL;
+    memset(d, 0, sizeof *d);
     luaL_getmetatable(L, DB_MT);
     lua_setmetatable(L, -2);
     int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
@@ -295,45 +300,65 @@ static int prepare_one(lua_State *L, sqlite3 *db, int sqlidx, sqlite3_stmt **out
     return SQLITE_OK;
 }
 
+/* query()/first() statement for the SQL at sqlidx: from the connection's cache (same text),
+ * else prepared and cached in place of the oldest entry. */
+static int cached_prepare(lua_State *L, mg_db *d, int sqlidx, sqlite3_stmt **out) {
+    size_t len;
+    const char *sql = luaL_checklstring(L, sqlidx, &len);
+    for (int i = 0; i < SQL_CACHE; i++) {
+        sqlite3_stmt *st = d->cache[i];
+        if (!st) break;
+        if (d->cache_len[i] == len && memcmp(sqlite3_sql(st), sql, len) == 0) {
+            *out = st;
+            return SQLITE_OK;
+        }
+    }
+    int rc = prepare_one(L, d->db, sqlidx, out);
+    if (rc != SQLITE_OK) return rc;
+    unsigned slot = d->cache_next++ % SQL_CACHE;
+    sqlite3_finalize(d->cache[slot]);
+    d->cache[slot] = *out;
+    d->cache_len[slot] = strlen(sqlite3_sql(*out));
+    return SQLITE_OK;
+}
+
 /* db:query(sql, ...) -> {row, ...} | nil, err, code   [-0, +1|3, m]
  * db:first(sql, ...) -> row | nil | nil, err, code    (upvalue 1: true for first) */
 static int l_db_query(lua_State *L) {
     mg_db *d = check_db(L, 1);
     int first_only = lua_toboolean(L, lua_upvalueindex(1));
+    if (d->pending) { /* a raise left the last one mid-way: release it */
+        sqlite3_reset(d->pending);
+        sqlite3_clear_bindings(d->pending);
+        d->pending = NULL;
+    }
     sqlite3_stmt *st = NULL;
-    sqlite3_finalize(d->pending);
-    d->pending = NULL;
-    int rc = prepare_one(L, d->db, 2, &st);
+    int rc = cached_prepare(L, d, 2, &st);
     if (rc == -1) return 2;
     if (rc != SQLITE_OK) return push_error(L, d->db, rc);
     d->pending = st;
-    /* Arguments stay on the stack until the statement is finalized: bind without copying. */
+    /* Arguments stay on the stack while the statement runs: bind without copying, and clear
+     * the bindings before returning so no pointer outlives the call. */
     rc = lua_gettop(L) >= 3 ? bind_args(L, st, 3, SQLITE_STATIC) : SQLITE_OK;
-    if (rc != SQLITE_OK) {
-        int ret = push_error(L, d->db, rc);
-        d->pending = NULL;
-        sqlite3_finalize(st);
-        return ret;
-    }
     int n = 0;
-    if (!first_only) lua_newtable(L);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        push_row(L, st);
-        if (first_only) {
-            n = 1;
-            break;
+    if (rc == SQLITE_OK) {
+        if (!first_only) lua_newtable(L);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            push_row(L, st);
+            if (first_only) {
+                n = 1;
+                break;
+            }
+            lua_rawseti(L, -2, ++n);
         }
-        lua_rawseti(L, -2, ++n);
     }
+    int ret = 1;
+    if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) ret = push_error(L, d->db, rc);
+    else if (first_only && n == 0) lua_pushnil(L);
+    sqlite3_reset(st); /* also ends the statement's read transaction */
+    sqlite3_clear_bindings(st);
     d->pending = NULL;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        int ret = push_error(L, d->db, rc);
-        sqlite3_finalize(st);
-        return ret;
-    }
-    sqlite3_finalize(st);
-    if (first_only && n == 0) lua_pushnil(L);
-    return 1;
+    return ret;
 }
 
 /* db:prepare(sql) -> stmt | nil, err, code   [-0, +1|3, m] */

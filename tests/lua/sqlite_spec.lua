@@ -230,6 +230,25 @@ describe("moongate.sqlite", function()
     assert.has_error(function() sqlite.open(42) end, "sqlite.open: path must be a string")
   end)
 
+  it("reuses query statements safely: bindings cleared, schema changes seen, no read lock kept", function()
+    assert.same({ x = "a" }, db:first("SELECT ? AS x", "a"))
+    assert.same({}, db:first("SELECT ? AS x")) -- same SQL, no value: NULL, not the old binding
+    db:query("INSERT INTO users (name) VALUES ('s')")
+    assert.same({ { id = 1, name = "s" } }, db:query("SELECT * FROM users"))
+    assert(db:exec("ALTER TABLE users ADD COLUMN extra TEXT DEFAULT 'e'"))
+    assert.same({ { id = 1, name = "s", extra = "e" } }, db:query("SELECT * FROM users"))
+    -- first() stops after one row; its statement must not keep a read transaction open
+    db:query("INSERT INTO users (name) VALUES ('t')")
+    assert.same({ name = "s" }, db:first("SELECT name FROM users ORDER BY id"))
+    local other = assert(sqlite.open(path))
+    assert.same({ busy = 0, log = 0, checkpointed = 0 }, other:first("PRAGMA wal_checkpoint(TRUNCATE)"))
+    other:close()
+    for i = 1, 100 do -- more distinct statements than the cache holds
+      assert.same({ v = i }, db:first("SELECT " .. i .. " AS v"))
+    end
+    assert.same({ x = 7 }, db:first("SELECT ? AS x", 7))
+  end)
+
   it("leaves no statement behind after garbage collection", function()
     for _ = 1, 100 do
       local st = db:prepare("SELECT 1")
