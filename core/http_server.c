@@ -445,7 +445,8 @@ static int conn_writev(conn *c, struct iovec *iov, int n)
     for (int i = 0; i < n; i++) total += iov[i].iov_len;
     ssize_t w = 0;
     if (c->out.len == c->out_off) {
-        do w = writev(c->fd, iov, n); while (w < 0 && errno == EINTR);
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        do w = sendmsg(c->fd, &m, MSG_NOSIGNAL); while (w < 0 && errno == EINTR);
         if (w < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
             w = 0;
@@ -1149,7 +1150,7 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     conn *c = (conn *)((char *)w - offsetof(conn, ww));
     while (conn_pending(c)) {
-        ssize_t n = write(c->fd, c->out.p + c->out_off, conn_pending(c));
+        ssize_t n = send(c->fd, c->out.p + c->out_off, conn_pending(c), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (n <= 0) { conn_free(c, 499, "client closed the connection"); return; }

@@ -79,11 +79,14 @@ routes["/stream-forever"] = function(req, res)
 end
 
 routes["/big"] = function(req, res)
-  -- a 64 MiB streamed body against a client that reads slowly: res:write waits (backpressure)
+  -- a streamed body of `mb` MiB; against a client that does not read, res:write waits
+  local mb = tonumber(req.args.mb) or 8
   local chunk = string.rep("x", 65536)
-  res:start(200, { ["content-type"] = "application/octet-stream", ["content-length"] = tostring(1024 * 65536) })
-  for _ = 1, 1024 do
+  res:start(200, { ["content-type"] = "application/octet-stream", ["content-length"] = tostring(mb * 2 ^ 20) })
+  for _ = 1, mb * 16 do
+    local t0 = mg.now()
     if not res:write(chunk) then return end
+    if mg.now() - t0 > 0.1 then streams.waited = (streams.waited or 0) + 1 end
   end
   res:finish()
 end

@@ -12,9 +12,18 @@ def connect():
     return s
 
 
+_left = {}   # bytes read past the end of a response, per socket (pipelining)
+
+
 def read_response(s, head_only=False):
     """-> (status, headers dict, body bytes); status None when the connection closed first."""
-    data = b""
+    r = _read_response(s, head_only)
+    st, h, body = r
+    return r
+
+
+def _read_response(s, head_only):
+    data = _left.pop(id(s), b"")
     while b"\r\n\r\n" not in data:
         chunk = s.recv(65536)
         if not chunk:
@@ -31,11 +40,14 @@ def read_response(s, head_only=False):
         return status, headers, rest
     if "content-length" in headers:
         n = int(headers["content-length"])
-        while len(rest) < n:
-            chunk = s.recv(65536)
+        acc = bytearray(rest)
+        while len(acc) < n:
+            chunk = s.recv(1 << 20)
             if not chunk:
                 break
-            rest += chunk
+            acc += chunk
+        rest = bytes(acc)
+        _left[id(s)] = rest[n:]
         return status, headers, rest[:n]
     if headers.get("transfer-encoding") == "chunked":
         body = b""
@@ -49,6 +61,7 @@ def read_response(s, head_only=False):
             body += rest[:size]
             rest = rest[size + 2:]
             if size == 0:
+                _left[id(s)] = rest
                 return status, headers, body
     while True:
         chunk = s.recv(65536)
