@@ -138,7 +138,10 @@ function M.request(opts)
 
   local status, headers, b = core.request(method, url, header_lines(opts.headers, body ~= nil),
     body, timeout, connect_timeout, stream, redirects, max_body, buffer)
-  if not status then return nil, headers, b end
+  if not status then
+    if b == nil then return nil, headers end
+    return nil, headers, b
+  end
   if stream then
     return setmetatable({ status = status, headers = headers, _s = b }, Stream)
   end
