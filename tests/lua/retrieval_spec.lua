@@ -1,0 +1,316 @@
+-- moongate.retrieval: versioned index directory, hybrid search, tenant/label isolation,
+-- filters, dedupe, re-indexing, fusion, context building, extractive answers and rag_qa.
+local retrieval = require "moongate.retrieval"
+local store = require "moongate.retrieval.store"
+local fusion = require "moongate.retrieval.fusion"
+local context = require "moongate.retrieval.context"
+local extractive = require "moongate.extractive"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(store.mkdir(p))
+  return p
+end
+
+local ROTATE = "# Rotating keys\n\nTo rotate an API key, create a new key, deploy it to every client, " ..
+  "then revoke the old key. Revoked keys stop working within one minute."
+local DOCS = {
+  { id = "keys", title = "", text = ROTATE, format = "markdown", source = "keys.md" },
+  { id = "billing", text = "# Billing\n\nInvoices are sent on the first day of each month. " ..
+    "Payment is due within thirty days.", format = "markdown", source = "billing.md",
+    metadata = { lang = "en", team = "finance" } },
+  -- a near-copy of keys (one word differs): dropped at index time, kept as "also"
+  { id = "keys-copy", text = ROTATE:gsub("minute", "minutes"), format = "markdown", source = "copy.md" },
+  { id = "acme-plan", text = "The acme rotation plan: keys rotate every ninety days.", tenant = "acme",
+    source = "acme.txt" },
+  { id = "salaries", text = "Salary bands are reviewed every year in March.", labels = { "hr" },
+    source = "hr.txt" },
+  { id = "faq", text = "Questions about invoices go to the billing team by email.", source = "faq.txt",
+    metadata = { lang = "fr", team = "finance" } },
+}
+
+local function build(dir, docs, opts)
+  local w = assert(retrieval.writer(dir, opts))
+  for _, d in ipairs(docs or DOCS) do assert(w:add(d)) end
+  return assert(w:commit())
+end
+
+local function ids(hits)
+  local out = {}
+  for i, h in ipairs(hits) do out[i] = h.doc_id end
+  return out
+end
+
+describe("retrieval index", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() store.remove_tree(dir) end)
+
+  it("builds version 1 with a summary", function()
+    local s = build(dir)
+    assert.are.equal(1, s.version)
+    assert.are.equal(6, s.documents)
+    assert.are.equal(6, s.added)
+    assert.are.equal(6, s.chunks)
+    assert.are.equal(1, s.duplicates)
+    assert.are.equal(5, s.indexed)
+    assert.are.equal("1\n", store.read_file(dir .. "/CURRENT"))
+    local idx = assert(retrieval.open(dir))
+    assert.are.equal(1, idx.version)
+    assert.are.same({ version = 1, chunks = 5, documents = 6, duplicates = 1 },
+      { version = idx:stats().version, chunks = idx:stats().chunks, documents = idx:stats().documents,
+        duplicates = idx:stats().duplicates })
+    idx:close()
+  end)
+
+  it("finds by BM25, dense and hybrid, with per-stage scores and metadata", function()
+    build(dir)
+    local idx = assert(retrieval.open(dir))
+    local hits = assert(idx:search { query = "rotate API keys", k = 3, mode = "bm25" })
+    assert.are.same({ "keys" }, ids(hits))
+    local h = hits[1]
+    assert.are.same({ "Rotating keys" }, h.heading)
+    assert.are.same({ "keys-copy" }, h.also)
+    assert.are.equal("keys.md", h.metadata.source)
+    assert.are.equal(1, h.metadata.version)
+    assert.are.same({}, h.metadata.labels)
+    assert.is_nil(h.metadata.tenant)
+    assert.is_true(h.scores.bm25 > 0)
+    assert.are.equal(1, h.ranks.bm25)
+    assert.are.equal(ROTATE, h.text)
+
+    local dense = assert(idx:search { query = "replacing credentials", k = 1, mode = "dense" })
+    assert.are.same({ "keys" }, ids(dense))
+    assert.is_true(dense[1].scores.dense > 0.3)
+
+    local hybrid, info = assert(idx:search { query = "when is payment due for invoices", k = 2 })
+    assert.are.same({ "billing", "faq" }, ids(hybrid))
+    assert.are.equal("hybrid", info.mode)
+    assert.are.equal(1, info.version)
+    assert.is_number(hybrid[1].scores.bm25)
+    assert.is_number(hybrid[1].scores.dense)
+    assert.is_number(hybrid[1].scores.fused)
+    assert.are.equal("en", hybrid[1].metadata.lang)
+    idx:close()
+  end)
+
+  it("isolates tenants and access labels", function()
+    build(dir)
+    local idx = assert(retrieval.open(dir))
+    -- no tenant: only documents indexed without one
+    assert.are.same({ "keys" }, ids(assert(idx:search { query = "rotation plan keys rotate", mode = "bm25" })))
+    -- tenant acme sees its own documents only
+    assert.are.same({ "acme-plan" }, ids(assert(idx:search { query = "rotation plan keys rotate", mode = "bm25", tenant = "acme" })))
+    assert.are.same({}, ids(assert(idx:search { query = "invoices", mode = "bm25", tenant = "acme" })))
+    assert.are.same({}, ids(assert(idx:search { query = "salary bands", mode = "hybrid", tenant = "other" })))
+    -- a labelled document needs the label
+    assert.are.same({}, ids(assert(idx:search { query = "salary bands", mode = "bm25" })))
+    -- dense returns the nearest readable chunks, never the labelled one
+    local dense = ids(assert(idx:search { query = "salary bands", mode = "dense" }))
+    table.sort(dense)
+    assert.are.same({ "billing", "faq", "keys" }, dense)
+    assert.are.same({ "salaries" }, ids(assert(idx:search { query = "salary bands", mode = "bm25", labels = { "hr" } })))
+    assert.are.same({ "salaries" }, ids(assert(idx:search { query = "salary bands", k = 1, labels = "hr,eng" })))
+    idx:close()
+  end)
+
+  it("filters on metadata during the scan", function()
+    build(dir)
+    local idx = assert(retrieval.open(dir))
+    assert.are.same({ "faq" }, ids(assert(idx:search { query = "invoices billing", mode = "bm25", filters = { lang = "fr" } })))
+    assert.are.same({ "faq", "billing" }, ids(assert(idx:search { query = "invoices billing", mode = "bm25", filters = { team = "finance" } })))
+    assert.are.same({ "billing" }, ids(assert(idx:search { query = "invoices billing", mode = "bm25", filters = { source = { "billing.md", "x" } } })))
+    assert.are.same({}, ids(assert(idx:search { query = "invoices billing", filters = { lang = "de" } })))
+    idx:close()
+  end)
+
+  it("returns documents, listing the dropped copies of a chunk", function()
+    build(dir)
+    local idx = assert(retrieval.open(dir))
+    local docs = assert(idx:search_documents { query = "rotate API key revoke", k = 5, mode = "bm25" })
+    assert.are.same({ "keys", "keys-copy" }, { docs[1].doc_id, docs[2].doc_id })
+    assert.are.equal(docs[1].score, docs[2].score)
+    idx:close()
+  end)
+
+  it("rejects bad queries with clear errors", function()
+    build(dir)
+    local idx = assert(retrieval.open(dir))
+    assert.are.same({ nil, "empty query" }, { idx:search { query = "  " } })
+    assert.are.same({ nil, "mode must be bm25, dense or hybrid" }, { idx:search { query = "x", mode = "fuzzy" } })
+    assert.are.same({ nil, "k must be an integer from 1 to 1000" }, { idx:search { query = "x", k = 0 } })
+    assert.are.same({ nil, "query must be a string" }, { idx:search { query = 42 } })
+    assert.has_error(function() idx:search("x") end, "search takes a table: {query =, k =, ...}")
+    assert.are.same({ nil, "no index at " .. dir .. "/nope" }, { retrieval.open(dir .. "/nope") })
+    idx:close()
+  end)
+
+  it("replaces changed documents, drops deleted ones, keeps unchanged ones", function()
+    build(dir)
+    local w = assert(retrieval.writer(dir))
+    assert.are.equal("unchanged", w:add(DOCS[1]))
+    assert.are.equal("changed", w:add { id = "billing", text = "Invoices now arrive on the fifth.", source = "billing.md" })
+    assert.is_true(w:delete("faq"))
+    assert.are.same({ nil, "not found" }, { w:delete("faq", "acme") })
+    local s = assert(w:commit())
+    assert.are.same({ 2, 1, 1, 1 }, { s.version, s.changed, s.unchanged, s.deleted })
+    local idx = assert(retrieval.open(dir))
+    assert.are.equal(2, idx.version)
+    local hits = assert(idx:search { query = "invoices", mode = "bm25" })
+    assert.are.same({ "billing" }, ids(hits))
+    assert.are.equal("Invoices now arrive on the fifth.", hits[1].text)
+    assert.are.equal(2, hits[1].metadata.version)
+    idx:close()
+  end)
+
+  it("serves the old version until the writer publishes, then swaps", function()
+    build(dir)
+    local reader = assert(retrieval.open(dir, { refresh_interval = false }))
+    local w = assert(retrieval.writer(dir))
+    assert(w:add { id = "new", text = "Zebras graze on the savanna.", source = "new.txt" })
+    -- a second writer is refused while the first holds the lock
+    assert.are.same({ nil, "index is being written" }, { retrieval.writer(dir) })
+    assert.are.same({}, assert(reader:search { query = "zebras", mode = "bm25" }))
+    assert(w:commit())
+    -- still on version 1 until refreshed: same answers, texts still readable
+    assert.are.equal(1, reader.version)
+    assert.are.same({ "keys" }, ids(assert(reader:search { query = "rotate", mode = "bm25" })))
+    assert.are.same({ true, true }, { reader:refresh() })
+    assert.are.equal(2, reader.version)
+    assert.are.same({ "new" }, ids(assert(reader:search { query = "zebras", mode = "bm25" })))
+    assert.are.same({ true, false }, { reader:refresh() })
+    reader:close()
+  end)
+
+  it("re-indexes files: changed files replace, removed files disappear", function()
+    local src = tmpdir()
+    local function write(name, text)
+      local f = assert(io.open(src .. "/" .. name, "wb")); f:write(text); f:close()
+    end
+    write("a.md", "# Alpha\n\nAlpha particles are helium nuclei.")
+    write("b.txt", "Beta decay emits an electron.")
+    write("c.html", "<h1>Gamma</h1><p>Gamma rays are photons.</p>")
+    write("d.jsonl", '{"_id": "d1", "title": "Delta", "text": "Delta wings suit supersonic flight.", "year": 1960}\n')
+    write("skip.bin", "\0\1")
+    local s = assert(retrieval.index(dir, { src }))
+    assert.are.same({ 4, 4, 1 }, { s.files, s.added, #s.skipped })
+    local idx = assert(retrieval.open(dir, { refresh_interval = 0 }))
+    local hits = assert(idx:search { query = "gamma photons", k = 1, mode = "bm25" })
+    assert.are.equal(src .. "/c.html", hits[1].doc_id)
+    assert.are.same({ "Gamma" }, hits[1].heading)
+    hits = assert(idx:search { query = "delta wings", k = 1, mode = "bm25" })
+    assert.are.same({ "d1", "Delta", 1960 }, { hits[1].doc_id, hits[1].title, hits[1].metadata.year })
+
+    os.remove(src .. "/b.txt")
+    write("a.md", "# Alpha\n\nAlpha radiation is stopped by paper.")
+    s = assert(retrieval.index(dir, { src }))
+    assert.are.same({ 2, 1, 2, 1 }, { s.version, s.changed, s.unchanged, s.deleted })
+    assert.are.same({}, assert(idx:search { query = "beta electron", mode = "bm25" }))
+    hits = assert(idx:search { query = "alpha", mode = "bm25" })
+    assert.are.equal("# Alpha\n\nAlpha radiation is stopped by paper.", hits[1].text)
+    idx:close()
+    store.remove_tree(src)
+  end)
+
+  it("refuses to change the chunking of an existing index", function()
+    build(dir)
+    assert.are.same({ nil, "the index was chunked with max_tokens = 800; index into a new folder to change it" },
+      { retrieval.writer(dir, { max_tokens = 500 }) })
+  end)
+end)
+
+describe("fusion", function()
+  it("computes reciprocal rank fusion", function()
+    local f = fusion.rrf({ a = { { key = 1, score = 9 }, { key = 2, score = 5 } }, b = { { key = 2, score = 0.9 } } }, { k = 60 })
+    assert.are.equal(2, f[1].key)
+    assert.are.equal(1 / 62 + 1 / 61, f[1].score)
+    assert.are.same({ a = 2, b = 1 }, f[1].ranks)
+    assert.are.equal(1 / 61, f[2].score)
+  end)
+
+  it("computes weighted min-max fusion", function()
+    local f = fusion.weighted({ a = { { key = 1, score = 10 }, { key = 2, score = 0 } }, b = { { key = 2, score = 3 }, { key = 3, score = 1 } } },
+      { weights = { a = 1, b = 0.5 } })
+    assert.are.same({ 1, 2, 3 }, { f[1].key, f[2].key, f[3].key })
+    assert.are.same({ 1, 0.5, 0 }, { f[1].score, f[2].score, f[3].score })
+  end)
+end)
+
+describe("context builder", function()
+  local function hit(i, words, score)
+    local t = {}
+    for w = 1, words do t[w] = "w" .. w .. (w % 10 == 0 and "." or "") end
+    return { id = i, doc_id = "d" .. i, title = "T" .. i, heading = {}, score = score,
+      text = table.concat(t, " "), metadata = { source = "s" .. i } }
+  end
+  local words = function(s) return select(2, s:gsub("%S+", "")) end
+
+  it("fits the budget, giving later hits less, leaving out weak ones", function()
+    local c = context.build({ hit(1, 100, 10), hit(2, 100, 8), hit(3, 100, 6), hit(4, 100, 1) },
+      { budget = 150, decay = 0.5, min_relevance = 0.2, min_tokens = 10, count = words })
+    assert.are.equal(3, #c.passages)
+    assert.is_true(c.tokens <= 150)
+    assert.is_true(c.passages[1].tokens > c.passages[2].tokens)
+    assert.are.equal("[1] T1\nw1 w2", c.text:sub(1, 12))
+    assert.are.same({ n = 2, id = 2, doc_id = "d2", source = "s2", title = "T2" }, c.citations[2])
+  end)
+end)
+
+describe("extractive", function()
+  local contexts = {
+    { id = "k", title = "Keys", source = "keys.md", text = ROTATE },
+    { id = "b", title = "Billing", source = "billing.md", text = "Invoices are sent monthly. Payment is due within thirty days." },
+  }
+
+  it("answers with the matching sentences and citations", function()
+    local r = extractive.answer { question = "When is payment due?", contexts = contexts }
+    assert.are.equal("Payment is due within thirty days. [1]", r.text)
+    assert.are.same({ { n = 1, id = "b", source = "billing.md", title = "Billing" } }, r.citations)
+    r = extractive.answer { question = "How do I rotate an API key, and when is payment due?", contexts = contexts }
+    assert.are.equal("To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [1] " ..
+      "Payment is due within thirty days. [2]", r.text)
+  end)
+
+  it("says plainly when the context does not cover the question", function()
+    assert.are.same({ text = "I don't know: the provided context does not cover this.", citations = {} },
+      extractive.answer { question = "What is the capital of Peru?", contexts = contexts })
+    assert.are.same({ text = "I don't know: the provided context does not cover this.", citations = {} },
+      extractive.answer { question = "anything", contexts = {} })
+  end)
+end)
+
+describe("rag_qa", function()
+  local rag = dofile(require("moongate.base").home .. "/pipelines/rag_qa.lua")
+  local dir
+  before_each(function() dir = tmpdir(); build(dir) end)
+  after_each(function() store.remove_tree(dir) end)
+
+  it("answers from the index with citations (extractive default)", function()
+    local r = assert(rag.answer { question = "How do I rotate an API key?", index = dir })
+    assert.are.equal("To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [1]", r.answer)
+    assert.are.equal(1, #r.citations)
+    assert.are.same({ 1, "keys", "keys.md" }, { r.citations[1].n, r.citations[1].doc_id, r.citations[1].source })
+    assert.are.equal("keys", r.hits[1].doc_id)
+    assert.are.same({ "retrieve", "rerank", "build_context", "generate", "answer" },
+      { r.spans[1].name, r.spans[2].name, r.spans[3].name, r.spans[4].name, r.spans[5].name })
+  end)
+
+  it("uses a model when given one, keeping the passages it cited", function()
+    local seen
+    local r = assert(rag.answer { question = "When is payment due?", index = dir, k = 2,
+      generate = function(req) seen = req; return "Within thirty days [1]." end })
+    assert.are.equal("Within thirty days [1].", r.answer)
+    assert.are.same({ "billing" }, { r.citations[1].doc_id })
+    assert.are.equal("system", seen.messages[1].role)
+    assert.is_truthy(seen.context:find("[1]", 1, true))
+  end)
+
+  it("keeps tenants apart and reports errors", function()
+    local r = assert(rag.answer { question = "How often do keys rotate in the acme rotation plan?", index = dir, tenant = "acme" })
+    assert.are.equal("acme-plan", r.hits[1].doc_id)
+    assert.are.equal(1, #r.hits)
+    assert.are.same({ nil, "empty question" }, { rag.answer { question = " ", index = dir } })
+    assert.are.same({ nil, "retrieve: no index or folder at /nonexistent" }, { rag.answer { question = "x", index = "/nonexistent" } })
+  end)
+end)
