@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `moongate index` and `moongate search` end to end: a folder of Markdown, text, HTML and
+# JSONL; summaries, readable hits, TREC runs, tenants, re-indexing, and argument errors.
+set -euo pipefail
+mg=${MOONGATE:?MOONGATE is not set}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_eq() { [ "$1" == "$2" ] || fail "$3: expected [$2], got [$1]"; }
+
+mkdir -p "$work/docs/sub"
+cat > "$work/docs/keys.md" <<'EOF'
+# API keys
+
+## Rotating
+
+To rotate a key, create a new key, deploy it, then revoke the old one.
+EOF
+printf 'Invoices are sent on the first day of each month.\n' > "$work/docs/billing.txt"
+printf '<html><body><h1>Quotas</h1><p>Quotas reset at midnight UTC.</p></body></html>\n' > "$work/docs/sub/quotas.html"
+cat > "$work/docs/tenants.jsonl" <<'EOF'
+{"_id": "acme-1", "title": "Acme runbook", "text": "The acme deploy runbook covers rollbacks.", "tenant": "acme"}
+{"_id": "pub-1", "title": "Public runbook", "text": "The public deploy runbook covers canaries.", "team": "ops"}
+EOF
+printf 'ignored' > "$work/docs/image.png"
+
+out=$("$mg" index --index "$work/idx" "$work/docs")
+expect_eq "$out" "indexed 5 documents from 4 files into $work/idx: 5 added, 0 changed, 0 unchanged, 0 deleted
+$(echo "$out" | sed -n 2p)
+1 files skipped (not .md, .txt, .html or .jsonl)" "index summary"
+echo "$out" | sed -n 2p | grep -Eq '^5 chunks, [0-9]+ tokens \(cl100k_base\), 0 duplicates dropped, 5 chunks searchable, [0-9.]+ s; version 1$' \
+  || fail "index summary line 2: $out"
+
+# readable hits
+out=$("$mg" search --index "$work/idx" --top 1 how do I rotate a key)
+expect_eq "$(echo "$out" | head -1 | sed 's/  (score.*//')" " 1. $work/docs/keys.md > API keys" "text hit"
+expect_eq "$(echo "$out" | sed -n 2p)" "    # API keys ## Rotating To rotate a key, create a new key, deploy it, then revoke the old one." "hit text"
+
+# TREC run: qid Q0 docid rank score tag, one line per document
+printf '{"_id": "q1", "text": "deploy runbook"}\n{"_id": "q2", "text": "quotas midnight"}\n' > "$work/q.jsonl"
+out=$("$mg" search --index "$work/idx" --mode bm25 --format trec --queries "$work/q.jsonl")
+expect_eq "$(echo "$out" | awk '{print $1, $2, $3, $4, $6}')" "q1 Q0 pub-1 1 moongate-bm25
+q1 Q0 $work/docs/keys.md 2 moongate-bm25
+q2 Q0 $work/docs/sub/quotas.html 1 moongate-bm25" "trec run"
+
+# tenants: acme sees only its own document
+out=$("$mg" search --index "$work/idx" --tenant acme --format trec --top 5 deploy runbook)
+expect_eq "$(echo "$out" | awk '{print $3}')" "acme-1" "tenant isolation"
+out=$("$mg" search --index "$work/idx" --filter team=ops --format trec --mode bm25 runbook)
+expect_eq "$(echo "$out" | awk '{print $3}')" "pub-1" "metadata filter"
+
+# JSON lines carry scores and the version
+out=$("$mg" search --index "$work/idx" --format json --top 1 --mode bm25 invoices)
+echo "$out" | grep -q '"doc_id":"'"$work"'/docs/billing.txt"' || fail "json hit: $out"
+echo "$out" | grep -q '"version":1' || fail "json version: $out"
+
+# re-index: one file changed, one removed
+printf 'Invoices are sent on the fifth day of each month.\n' > "$work/docs/billing.txt"
+rm "$work/docs/sub/quotas.html"
+out=$("$mg" index --index "$work/idx" "$work/docs" | head -1)
+expect_eq "$out" "indexed 4 documents from 3 files into $work/idx: 0 added, 1 changed, 3 unchanged, 1 deleted" "re-index"
+out=$("$mg" search --index "$work/idx" --mode bm25 quotas midnight)
+expect_eq "$out" "no results" "deleted file"
+
+# errors: exit 2 for usage, 1 for failures, with a clear message
+set +e
+err=$("$mg" search --index "$work/idx" --mode fuzzy x 2>&1); rc=$?
+expect_eq "$rc:$err" "2:moongate search: --mode must be bm25, dense or hybrid" "bad mode"
+err=$("$mg" search --index "$work/nope" x 2>&1); rc=$?
+expect_eq "$rc:$err" "1:moongate search: no index at $work/nope" "missing index"
+err=$("$mg" index --index "$work/idx" "$work/missing.md" 2>&1); rc=$?
+expect_eq "$rc:$err" "1:moongate index: cannot read $work/missing.md" "missing file"
+printf '{"_id": "x", "text": 1}\n' > "$work/bad.jsonl"
+err=$("$mg" index --index "$work/idx2" "$work/bad.jsonl" 2>&1); rc=$?
+expect_eq "$rc:$err" "1:moongate index: $work/bad.jsonl:1: document x has no text" "bad jsonl"
+err=$("$mg" index 2>&1 | head -1); 
+expect_eq "$err" "moongate index: no PATH given" "no path"
+"$mg" search --help | grep -q '^usage: moongate search --index DIR' || fail "search --help"
+"$mg" index --help | grep -q '^usage: moongate index \[--index DIR\]' || fail "index --help"
+set -e
+echo "search_cli: all passed"
