@@ -222,7 +222,7 @@ function Index:query_embedder()
   if not self.embedder then
     local kind = self.snap.settings.embedder
     if not kind or kind == "none" then return nil, "the index has no vectors (built with --embedder none)" end
-    local e, err = require("moongate.retrieval.embedder").new { kind = kind }
+    local e, err = require("moongate.retrieval.writer").embedder_for(self.snap.settings)
     if not e then return nil, err end
     self.embedder = e
   end

@@ -78,4 +78,19 @@ expect_eq "$err" "moongate index: no PATH given" "no path"
 "$mg" search --help | grep -q '^usage: moongate search --index DIR' || fail "search --help"
 "$mg" index --help | grep -q '^usage: moongate index \[--index DIR\]' || fail "index --help"
 set -e
+
+# a remote embedder: any /v1/embeddings API (here moongate's mock upstream)
+port=$((20000 + RANDOM % 20000))
+"$mg" mock --listen "127.0.0.1:$port" >/dev/null 2>&1 &
+mock=$!
+trap 'kill $mock 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
+out=$("$mg" index --index "$work/remote" --embedder openai --embedder-url "http://127.0.0.1:$port/v1/embeddings" \
+  --embedder-model text-embedding-3-small "$work/docs" | sed -n 2p)
+echo "$out" | grep -Eq '^4 chunks, .* version 1$' || fail "remote embedder index: $out"
+out=$("$mg" search --index "$work/remote" --mode dense --format trec --top 10 invoices | wc -l)
+expect_eq "$out" "3" "remote embedder dense search (3 documents without a tenant)"
+out=$("$mg" search --index "$work/remote" --format trec --top 1 invoices first day | awk '{print $3}')
+expect_eq "$out" "$work/docs/billing.txt" "remote embedder hybrid search"
+kill $mock
 echo "search_cli: all passed"

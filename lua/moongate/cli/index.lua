@@ -20,7 +20,11 @@ options:
   --k1 X, --b X          BM25 parameters (1.2, 0.75)
   --no-stem              BM25 without English stemming
   --stopwords            drop English stop words in BM25
-  --embedder NAME        glove (default, offline), hash, or none
+  --embedder NAME        glove (default, offline), hash, openai (any /v1/embeddings
+                         API), or none
+  --embedder-url URL     the /v1/embeddings URL (openai)
+  --embedder-model M     the model name sent (openai)
+  --embedder-key-env V   environment variable holding the API key (openai)
   --quant f32|i8         vector storage (f32)
   --quiet                no progress bar
 ]]
@@ -61,6 +65,9 @@ return function(args)
       elseif a == "--stem" then opts.stem = value()
       elseif a == "--stopwords" then opts.stopwords = true
       elseif a == "--embedder" then opts.embedder = value()
+      elseif a == "--embedder-url" then opts.embedder_url = value()
+      elseif a == "--embedder-model" then opts.embedder_model = value()
+      elseif a == "--embedder-key-env" then opts.embedder_key_env = value()
       elseif a == "--quant" then opts.quant = value()
       elseif a == "--quiet" or a == "-q" then opts.quiet = true
       elseif a:sub(1, 2) == "--" then error({ msg = "unknown option " .. a })
@@ -77,8 +84,9 @@ return function(args)
     io.stderr:write("moongate index: no PATH given\n", usage)
     return 2
   end
-  if opts.embedder and opts.embedder ~= "glove" and opts.embedder ~= "hash" and opts.embedder ~= "none" then
-    io.stderr:write("moongate index: --embedder must be glove, hash or none\n")
+  if opts.embedder and opts.embedder ~= "glove" and opts.embedder ~= "hash" and opts.embedder ~= "none"
+      and opts.embedder ~= "openai" then
+    io.stderr:write("moongate index: --embedder must be glove, hash, openai or none\n")
     return 2
   end
   if opts.quant and opts.quant ~= "f32" and opts.quant ~= "i8" then
@@ -116,6 +124,8 @@ return function(args)
     min_tokens = opts.min_tokens, overlap = opts.overlap, dedupe_distance = opts.dedupe_distance,
     k1 = opts.k1, b = opts.b, stem = opts.stem, stopwords = opts.stopwords,
     embedder = opts.embedder, quant = opts.quant, progress = opts.progress,
+    embedder_url = opts.embedder_url, embedder_model = opts.embedder_model,
+    embedder_key_env = opts.embedder_key_env,
   })
   if tty then io.stderr:write("\r", (" "):rep(90), "\r") end
   if not summary then

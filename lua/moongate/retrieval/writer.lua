@@ -18,7 +18,16 @@ M.defaults = {
   dedupe_distance = 3,
 }
 local CHUNK_KEYS = { "max_tokens", "min_tokens", "overlap" }
-local VERSION_KEYS = { "k1", "b", "stem", "stopwords", "embedder", "quant", "dedupe_distance" }
+local VERSION_KEYS = { "k1", "b", "stem", "stopwords", "embedder", "quant", "dedupe_distance",
+  "embedder_url", "embedder_model", "embedder_key_env" }
+
+--- The embedder an index's settings name (the API key of a remote one is read from the
+-- environment variable they name, never stored).
+function M.embedder_for(s)
+  return require("moongate.retrieval.embedder").new {
+    kind = s.embedder, url = s.embedder_url, model = s.embedder_model, api_key_env = s.embedder_key_env,
+  }
+end
 
 local function now() return os.time() + (os.clock() % 1) end
 
@@ -264,7 +273,10 @@ local function previous_embeddings(self, emb)
   if #rows == 0 then return {} end
   local json = require "moongate.json"
   local s = json.decode(rows[1].settings) or {}
-  if s.embedder ~= self.settings.embedder or s.dim ~= emb.dim then return {} end
+  for _, k in ipairs { "embedder", "embedder_url", "embedder_model" } do
+    if s[k] ~= self.settings[k] then return {} end
+  end
+  if s.dim ~= emb.dim then return {} end
   local data = store.read_file(self.dir .. "/v" .. prev .. "/emb.f32")
   if not data then return {} end
   local map = Q(self.db, "SELECT docno, chunk_id FROM version_chunks WHERE version = ?", prev)
@@ -341,7 +353,7 @@ function Writer:commit()
   if s.embedder and s.embedder ~= "none" then
     local embedder = require "moongate.retrieval.embedder"
     local emb
-    emb, err = embedder.new { kind = s.embedder }
+    emb, err = M.embedder_for(s)
     if not emb then return nil, err end
     local prev = previous_embeddings(self, emb)
     local vecs, todo, todo_at = {}, {}, {}
