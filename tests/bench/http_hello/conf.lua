@@ -1,0 +1,2 @@
+-- `moongate serve` config for the http_hello benchmark.
+return { app = "app" }
