@@ -132,15 +132,6 @@ local function tail(text, overlap, count)
   return table.concat(picked, " ")
 end
 
-local function common_prefix(a, b)
-  local p = {}
-  for i = 1, math.min(#a, #b) do
-    if a[i] ~= b[i] then break end
-    p[i] = a[i]
-  end
-  return p
-end
-
 local function same_path(a, b)
   if #a ~= #b then return false end
   for i = 1, #a do if a[i] ~= b[i] then return false end end
@@ -193,11 +184,8 @@ function M.chunk(blocks, opts)
         if cur.tokens + tokens > max then cur = { parts = {}, tokens = 0 } end
       end
     end
-    if not cur.heading or #cur.parts == 0 then
-      cur.heading = heading
-    else
-      cur.heading = common_prefix(cur.heading, heading)
-    end
+    -- a chunk is filed under the heading path where it starts (overlap aside)
+    if not cur.heading or #cur.parts == 0 or cur.overlap_only then cur.heading = heading end
     cur.last = heading
     cur.parts[#cur.parts + 1] = text
     cur.tokens = cur.tokens + tokens + (#cur.parts > 1 and 1 or 0)
