@@ -215,6 +215,88 @@ static void test_dead_owner(void) {
     close(pipefd[1]);
 }
 
+
+/* Random operations against a model (no eviction: the data stays well below capacity), then
+ * 3 processes doing random operations with eviction; afterwards every block must merge back. */
+static unsigned rnd_state = 12345;
+static unsigned rnd(void) {
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 8) & 0xffffff;
+}
+
+static void test_random_model(void) {
+    enum { KEYS = 200 };
+    int d = mg_shdict_open("model", 5);
+    static char model[KEYS][600];
+    static int mlen[KEYS]; /* -1 absent */
+    for (int i = 0; i < KEYS; i++) mlen[i] = -1;
+    uint64_t ev0, ev1;
+    size_t cap, fr, ent;
+    mg_shdict_stats(&cap, &fr, &ent, &ev0);
+    char key[16], val[600], out[600];
+    for (int it = 0; it < 100000; it++) {
+        int k = (int)(rnd() % KEYS), op = (int)(rnd() % 4);
+        snprintf(key, sizeof key, "m%d", k);
+        if (op == 0) {
+            int len = (int)(rnd() % 600);
+            for (int i = 0; i < len; i++) val[i] = (char)('a' + (it + i) % 26);
+            if (set_str(d, key, val, (size_t)len, 0, MG_SHDICT_SET, NULL) == MG_OK) {
+                memcpy(model[k], val, (size_t)len);
+                mlen[k] = len;
+            }
+        } else if (op == 1) {
+            mg_shdict_delete(d, key, strlen(key));
+            mlen[k] = -1;
+        } else {
+            mg_shdict_value v;
+            int rc = mg_shdict_get(d, key, strlen(key), &v, out, sizeof out);
+            if (mlen[k] < 0) CHECK(rc == MG_DECLINED, "key %s should be absent", key);
+            else
+                CHECK(rc == MG_OK && (int)v.len == mlen[k] && memcmp(out, model[k], v.len) == 0, "key %s differs",
+                      key);
+        }
+    }
+    mg_shdict_stats(&cap, &fr, &ent, &ev1);
+    CHECK(ev1 == ev0, "no eviction expected in the model test");
+    mg_shdict_flush(d);
+}
+
+static void test_random_procs(void) {
+    int d = mg_shdict_open("chaos", 5);
+    pid_t pids[3];
+    for (int p = 0; p < 3; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            rnd_state = 777u + (unsigned)p;
+            char key[16], val[9000], out[9000];
+            memset(val, 'x', sizeof val);
+            for (int it = 0; it < 30000; it++) {
+                snprintf(key, sizeof key, "c%u", rnd() % 500);
+                unsigned op = rnd() % 6;
+                if (op < 2) set_str(d, key, val, rnd() % (op ? 9000 : 100), (rnd() % 3) ? 0 : 0.001, MG_SHDICT_SET, NULL);
+                else if (op == 2) mg_shdict_delete(d, key, strlen(key));
+                else if (op == 3) {
+                    double o;
+                    mg_shdict_incr(d, key, strlen(key), 1, 1, 0, 0, &o, NULL);
+                } else {
+                    mg_shdict_value v;
+                    mg_shdict_get(d, key, strlen(key), &v, out, sizeof out);
+                }
+            }
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < 3; p++) {
+        int status = 0;
+        waitpid(pids[p], &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "chaos child %d status %d", p, status);
+    }
+    for (int i = 0; i < MG_SHDICT_MAX_DICTS; i++) mg_shdict_flush(i);
+    size_t cap, fr, ent;
+    mg_shdict_stats(&cap, &fr, &ent, NULL);
+    CHECK(ent == 0 && fr == cap, "after chaos every block merged back: free %zu of %zu, %zu entries", fr, cap, ent);
+}
+
 int main(void) {
     CHECK(mg_shdict_init(1u << 20) == MG_OK, "init");
     CHECK(mg_shdict_init(1u << 20) == MG_DECLINED, "init twice");
@@ -223,6 +305,8 @@ int main(void) {
     test_eviction();
     test_fork_incr();
     test_dead_owner();
+    test_random_model();
+    test_random_procs();
     if (failures) {
         fprintf(stderr, "test_shdict: %d failure(s)\n", failures);
         return 1;
