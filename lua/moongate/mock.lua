@@ -372,13 +372,64 @@ M.error_response = error_response
 
 local SSE_HEADERS = { ["content-type"] = "text/event-stream", ["cache-control"] = "no-cache" }
 
--- Close the client's connection without a (complete) answer. With a server that has no
--- res:abort(), a response not yet started gets a head announcing a body that never comes;
--- raising after the head makes the server cut the connection instead of finishing it.
-local function drop(res)
+-- The `reset` fault needs to close a connection before any byte of an answer, which the
+-- server's response API does not offer (no res:abort). So: find the request's socket by its
+-- peer address, set SO_LINGER 0 and shut its reading side. The server's read watcher then sees
+-- end of input, takes the client for gone (cancelling this handler) and closes the socket,
+-- which with linger 0 sends a TCP reset.
+pcall(ffi.cdef, [[
+int getpeername(int sockfd, void *addr, uint32_t *addrlen);
+int getsockopt(int sockfd, int level, int optname, void *optval, uint32_t *optlen);
+int setsockopt(int sockfd, int level, int optname, const void *optval, uint32_t optlen);
+int shutdown(int sockfd, int how);
+const char *inet_ntop(int af, const void *src, char *dst, uint32_t size);
+]])
+local SOL_SOCKET, SO_TYPE, SO_LINGER, SOCK_STREAM, SHUT_RD = 1, 3, 13, 1, 0
+local AF_INET, AF_INET6 = 2, 10
+
+local function peer_of(fd, buf, len, name)
+  len[0] = 128
+  if ffi.C.getpeername(fd, buf, len) ~= 0 then return nil end
+  local family = ffi.cast("uint16_t *", buf)[0]
+  local b = ffi.cast("uint8_t *", buf)
+  if family == AF_INET then
+    if ffi.C.inet_ntop(AF_INET, b + 4, name, 64) == nil then return nil end
+    return ffi.string(name) .. ":" .. (b[2] * 256 + b[3])
+  elseif family == AF_INET6 then
+    if ffi.C.inet_ntop(AF_INET6, b + 8, name, 64) == nil then return nil end
+    return "[" .. ffi.string(name) .. "]:" .. (b[2] * 256 + b[3])
+  end
+  return nil
+end
+
+local function reset_socket(remote)
+  if type(remote) ~= "string" then return false end
+  local buf, len = ffi.new("uint8_t[128]"), ffi.new("uint32_t[1]")
+  local name, opt = ffi.new("char[64]"), ffi.new("int[2]")
+  for fd = 3, 65535 do
+    len[0] = 4
+    if ffi.C.getsockopt(fd, SOL_SOCKET, SO_TYPE, opt, len) == 0 and opt[0] == SOCK_STREAM
+      and peer_of(fd, buf, len, name) == remote then
+      opt[0], opt[1] = 1, 0   -- struct linger { l_onoff = 1, l_linger = 0 }
+      ffi.C.setsockopt(fd, SOL_SOCKET, SO_LINGER, opt, 8)
+      return ffi.C.shutdown(fd, SHUT_RD) == 0
+    elseif fd > 1024 and ffi.errno() == 9 then   -- EBADF past the usual range: no more fds
+      return false
+    end
+  end
+  return false
+end
+
+-- Close the client's connection without a (complete) answer. Started: raising makes the server
+-- cut the connection instead of finishing the response. Not started: a reset (see above); if the
+-- socket cannot be found, a head announcing a body that never comes, then the cut.
+local function drop(res, req)
   if res.abort then
     res:abort()
     return
+  end
+  if not res.started and req and reset_socket(req.remote) then
+    mg.sleep(5)   -- the server cancels this task as soon as it sees the socket's end
   end
   if not res.started then
     res:start(200, { ["content-type"] = "application/json", ["content-length"] = "4096" })
@@ -454,7 +505,7 @@ end
 
 -- Faults that act before any byte: stall, delays, reset, status. Returns a response (or
 -- false for "dropped") when the fault answers instead of the route, nil to go on.
-function Mock:pre_fault(f, res, anthropic)
+function Mock:pre_fault(f, req, res, anthropic)
   if f.stall then
     -- Accept and never answer: the server cancels this task when the client goes away.
     while true do mg.sleep(3600) end
@@ -463,7 +514,7 @@ function Mock:pre_fault(f, res, anthropic)
   sleep_ms(f.latency)
   sleep_ms(f.stall_first_byte)
   if f.reset then
-    drop(res)
+    drop(res, req)
     return false
   end
   if f.status and f.status >= 300 then
@@ -877,7 +928,7 @@ function Mock:serve(req, res)
     local f, ferr = self:fault_for(req, nil)
     if not f then stats.errors = stats.errors + 1 return error_response(400, ferr) end
     self:count_fault(fault_names(f))
-    local r = self:pre_fault(f, res, false)
+    local r = self:pre_fault(f, req, res, false)
     if r ~= nil then return r or nil end
     if req.method ~= "GET" then return error_response(405, "method not allowed") end
     local denied = check_auth(self, req, false)
@@ -912,7 +963,7 @@ function Mock:serve(req, res)
     return error_response(400, ferr, anthropic)
   end
   self:count_fault(fault_names(f))
-  local r = self:pre_fault(f, res, anthropic)
+  local r = self:pre_fault(f, req, res, anthropic)
   if r ~= nil then return r or nil end
   local denied = check_auth(self, req, anthropic)
   if denied then stats.errors = stats.errors + 1 return denied end

@@ -55,6 +55,19 @@ async function counts() {
   return [(await primary.stats()).requests, (await secondary.stats()).requests];
 }
 
+// A healthy call to primary first, so the next one goes over a reused (keep-alive) connection.
+async function warm() {
+  const r = await chat(gw, { model: "alone", messages: question("warm up") });
+  assert.equal(r.status, 200, r.text);
+}
+
+// Upstream call counts. After a reset on a reused connection libcurl sends the request once more
+// on a fresh connection by itself (see the todo test below): primary may count one extra call.
+function assertCounts(got, want, reused) {
+  if (reused && got[0] === want[0] + 1) got = [want[0], got[1]];
+  assert.deepEqual(got, want);
+}
+
 function streamText(events) {
   let text = "";
   for (const e of events) if (e !== "[DONE]" && e.choices?.[0]?.delta?.content) text += e.choices[0].delta.content;
@@ -69,13 +82,14 @@ const FAULTS = [
   { name: "latency past the attempt timeout", fault: { latency: 2500 }, alone: 504, timed: true },
   { name: "stall", fault: { stall: true }, alone: 504, timed: true },
   { name: "stall before the first byte", fault: { stall_first_byte: 2500 }, alone: 504, timed: true },
-  { name: "connection reset", fault: { reset: true }, alone: 502, code: "upstream_error" },
+  { name: "connection reset", fault: { reset: true }, alone: 502, code: "upstream_error", reused: true },
   { name: "malformed JSON", fault: { malformed: true }, alone: 502, code: "upstream_error" },
   { name: "body cut short", fault: { cut_after: 40 }, alone: 502, code: "upstream_error" },
 ];
 
 for (const f of FAULTS) {
   test(`${f.name}: the secondary answers within the deadline`, async () => {
+    if (f.reused) await warm();
     await resetCounts();
     const q = `fallback on ${f.name}`;
     const r = await chat(gw, { model: "default", messages: question(q), mock: { ...f.fault, target: "primary" } });
@@ -83,11 +97,12 @@ for (const f of FAULTS) {
     assert.equal(r.body.choices[0].message.content, `mock answer: ${q}`);
     assert.equal(r.headers.get("x-moongate-provider"), "secondary");
     assert.equal(r.headers.get("x-moongate-attempts"), "2");
-    assert.deepEqual(await counts(), [1, 1]);
+    assertCounts(await counts(), [1, 1], f.reused);
     assert.ok(r.ms < (f.timed ? 2500 : 1000), `took ${r.ms} ms`);
   });
 
   test(`${f.name}: alone, the user gets ${f.alone}`, async () => {
+    if (f.reused) await warm();
     await resetCounts();
     const r = await chat(gw, { model: "alone", messages: question("no fallback"), mock: f.fault });
     assert.equal(r.status, f.alone, r.text);
@@ -97,7 +112,7 @@ for (const f of FAULTS) {
     if (f.alone === 429) assert.equal(r.headers.get("retry-after"), "1");
     if (f.timed) assert.ok(r.ms >= 900 && r.ms < 2000, `answered after ${r.ms} ms (deadline 1 s)`);
     assert.equal(r.headers.get("x-moongate-attempts"), "1");
-    assert.deepEqual(await counts(), [1, 0]);
+    assertCounts(await counts(), [1, 0], f.reused);
   });
 }
 
@@ -105,13 +120,14 @@ for (const f of FAULTS) {
 // error event and no [DONE].
 const STREAM_FAULTS = [
   { name: "status 503", fault: { status: 503 } },
-  { name: "connection reset", fault: { reset: true } },
+  { name: "connection reset", fault: { reset: true }, reused: true },
   { name: "stall before the first byte", fault: { stall_first_byte: 2500 } },
   { name: "cut before the first event", fault: { cut_after: 0 } },
 ];
 
 for (const f of STREAM_FAULTS) {
   test(`stream, ${f.name}: the secondary streams the answer`, async () => {
+    if (f.reused) await warm();
     await resetCounts();
     const q = `stream fallback on ${f.name}`;
     const r = await chat(gw, { model: "default", stream: true, messages: question(q),
@@ -122,9 +138,21 @@ for (const f of STREAM_FAULTS) {
     const ev = sseEvents(r.text);
     assert.equal(ev.at(-1), "[DONE]");
     assert.equal(streamText(ev), `mock answer: ${q}`);
-    assert.deepEqual(await counts(), [1, 1]);
+    assertCounts(await counts(), [1, 1], f.reused);
   });
 }
+
+test("a reset on a reused upstream connection reaches the upstream once", {
+  todo: "libcurl resends a request whose reused connection died before any answer " +
+    "(\"Connection died, retrying a fresh connect\"): the upstream gets the POST twice, outside " +
+    "the router's attempt count and cap; moongate.http needs to surface the failure instead",
+}, async () => {
+  await warm();
+  await resetCounts();
+  const r = await chat(gw, { model: "alone", messages: question("once"), mock: { reset: true } });
+  assert.equal(r.status, 502);
+  assert.deepEqual(await counts(), [1, 0]);
+});
 
 test("stream cut after its first bytes: an error event, no [DONE], no second call", async () => {
   await resetCounts();
