@@ -6,6 +6,8 @@
 
 #include <curl/curl.h>
 #include <lauxlib.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,6 +15,7 @@
 
 #define STREAM_MT "moongate.http.stream"
 #define DEFAULT_STREAM_BUFFER (1 << 20)
+#define MAX_HEADER_BYTES (256 << 10)   /* a response's header block; curl 7.88 has no total cap */
 
 /* What the task parked on a transfer waits for. */
 enum { W_NONE, W_RESPONSE, W_HEADERS, W_READ };
@@ -45,6 +48,7 @@ typedef struct xfer {
     struct xfer *pnext, *pprev;
     ev_timer idle;           /* res:read()'s idle timeout */
     char errbuf[CURL_ERROR_SIZE];
+    char detail[64];         /* our own detail for abort_err */
 } xfer;
 
 typedef struct sockw {
@@ -181,7 +185,8 @@ static int push_error(lua_State *co, xfer *x)
 {
     lua_pushnil(co);
     lua_pushstring(co, error_name(x));
-    if (x->abort_err) lua_pushstring(co, x->abort_err);
+    if (x->abort_err && x->detail[0]) lua_pushstring(co, x->detail);
+    else if (x->abort_err) lua_pushstring(co, x->abort_err);
     else if (x->too_large) lua_pushfstring(co, "body larger than %d bytes", (int)x->max_body);
     else lua_pushstring(co, x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
     return 3;
@@ -362,6 +367,11 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud)
         return len;
     }
     if (len > 9 && !strncasecmp(p, "location:", 9)) x->has_location = 1;
+    if (x->hdr.len + len > MAX_HEADER_BYTES) {
+        x->abort_err = "bad response";
+        snprintf(x->detail, sizeof x->detail, "response headers larger than %d bytes", MAX_HEADER_BYTES);
+        return 0;
+    }
     if (buf_add(&x->hdr, p, len)) return 0;
     return len;
 }
@@ -467,6 +477,10 @@ static int multi_ready(void)
     multi = curl_multi_init();   /* a parent's multi, if any, is left to the parent */
     if (!multi) return -1;
     multi_pid = getpid();
+    /* With CURLOPT_NOSIGNAL curl does not shield its writes from SIGPIPE (TLS writes can raise
+     * it): a vanished upstream must be an error, never the end of the worker. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_fn);
     ev_timer_init(&multi_timer, multi_timer_cb, 0., 0.);

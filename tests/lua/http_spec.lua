@@ -301,6 +301,11 @@ describe("http.request", function()
     assert.are.same({ nil, "too many redirects" }, { r2, err })
   end)
 
+  it("refuses a header block over 256 KiB", function()
+    assert.are.same({ nil, "bad response", "response headers larger than 262144 bytes" },
+      { http.request{ url = UP .. "/huge-headers" } })
+  end)
+
   it("max_body caps a buffered body", function()
     assert.are.same({ nil, "body too large", "body larger than 1000 bytes" },
       { http.request{ url = UP .. "/big?mb=1", max_body = 1000 } })

@@ -14,7 +14,8 @@ until killed. Routes:
   /stream?n=N&gap=G  chunked: N chunks "chunk i\\n", G seconds apart
   /big?mb=M          M MiB of 'x', Content-Length set, written as fast as the client takes it
   /redirect?n=N      302 to /redirect?n=N-1 ... to /echo
-  /headers           repeated and folded headers
+  /headers           repeated headers, padded values
+  /huge-headers      400 KB of response headers
 """
 import json
 import socket
@@ -124,6 +125,12 @@ class Handler(BaseHTTPRequestHandler):
             n = int(q.get("n", 1))
             loc = "/echo" if n <= 1 else "/redirect?n=%d" % (n - 1)
             self._send(302, b"moved", extra=[("Location", loc)])
+        elif p == "/huge-headers":
+            self.send_response(200)
+            for i in range(400):
+                self.send_header("X-Filler-%d" % i, "y" * 1000)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif p == "/headers":
             raw = (b"HTTP/1.1 200 OK\r\nX-Multi: a\r\nX-Multi: b\r\nX-Spaced:   v  \r\n"
                    b"Set-Cookie: c=1\r\nSet-Cookie: d=2\r\nContent-Length: 2\r\n\r\nok")
