@@ -22,12 +22,14 @@ return {
     primary = { kind = "openai", base_url = P, api_key = "sk-primary" },
     secondary = { kind = "openai", base_url = S, api_key = "sk-secondary" },
     lonely = { kind = "openai", base_url = S, api_key = "sk-secondary" },
+    claude = { kind = "anthropic", base_url = P:gsub("/v1$", ""), api_key = "sk-primary" },
   },
   models = {
     default = { route = { { provider = "primary", model = "mock-small", timeout = 3 },
                           { provider = "secondary", model = "mock-large", timeout = 3 } }, deadline = 10 },
     embed = { route = { { provider = "primary", model = "mock-embed", timeout = 3 } }, deadline = 10 },
     lonely = { route = { { provider = "lonely", model = "mock-small", timeout = 5 } }, deadline = 1 },
+    claude = { route = { { provider = "claude", model = "claude-mock", timeout = 3 } }, deadline = 10 },
   },
   retry = { max_attempts = 3, backoff = 0.01, backoff_max = 0.02, retry_after_max = 0 },
   breaker = { failures = 2, window = 30, cooldown = 30 },
@@ -180,7 +182,53 @@ test("embeddings: base64 (the SDK's default) and float agree", async () => {
 test("models: the configured names", async () => {
   const ids = [];
   for await (const m of client.models.list()) ids.push(m.id);
-  assert.deepEqual(ids.sort(), ["default", "embed", "lonely"]);
+  assert.deepEqual(ids.sort(), ["claude", "default", "embed", "lonely"]);
+});
+
+// Through the anthropic adapter: the mock answers /v1/messages, the SDK sees OpenAI's shapes.
+test("anthropic provider: chat in OpenAI's shape", async () => {
+  const { data, response } = await client.chat.completions.create({ model: "claude",
+    messages: [{ role: "system", content: "be brief" }, ...USER], max_tokens: 100 }).withResponse();
+  assert.equal(data.object, "chat.completion");
+  assert.equal(data.choices[0].message.content, "mock answer: What is moongate?");
+  assert.equal(data.choices[0].finish_reason, "stop");
+  assert.equal(data.usage.completion_tokens, 9);
+  assert.equal(response.headers.get("x-moongate-provider"), "claude");
+  const last = await primary.last();
+  assert.equal(last.path, "/v1/messages");
+  assert.equal(last.headers["x-api-key"], "sk-primary");
+  assert.equal(last.headers.authorization, undefined);
+  const sent = JSON.parse(last.body);
+  assert.equal(sent.model, "claude-mock");
+  assert.equal(sent.system, "be brief");
+  assert.equal(sent.max_tokens, 100);
+});
+
+test("anthropic provider: stream in OpenAI's chunks", async () => {
+  const stream = await client.chat.completions.create({ model: "claude", messages: USER, stream: true,
+    stream_options: { include_usage: true } });
+  let text = "", finish = null, usage = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    const ch = c.choices[0];
+    if (ch?.delta?.content) text += ch.delta.content;
+    if (ch?.finish_reason) finish = ch.finish_reason;
+  }
+  assert.equal(text, "mock answer: What is moongate?");
+  assert.equal(finish, "stop");
+  assert.equal(usage?.completion_tokens, 9);
+});
+
+test("anthropic provider: tool use becomes tool_calls, and tool results go back", async () => {
+  const messages = [{ role: "user", content: "weather in Rome" }];
+  const r1 = await client.chat.completions.create({ model: "claude", messages, tools: TOOLS });
+  const msg = r1.choices[0].message;
+  assert.equal(r1.choices[0].finish_reason, "tool_calls");
+  assert.equal(msg.tool_calls[0].function.name, "get_weather");
+  assert.deepEqual(JSON.parse(msg.tool_calls[0].function.arguments), { city: "weather in Rome", days: 1 });
+  messages.push(msg, { role: "tool", tool_call_id: msg.tool_calls[0].id, content: "25C" });
+  const r2 = await client.chat.completions.create({ model: "claude", messages, tools: TOOLS });
+  assert.equal(r2.choices[0].message.content, "mock answer: weather in Rome [tool: 25C]");
 });
 
 // The SDK's error for a call: its class name, status, error member and headers.
