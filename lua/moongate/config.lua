@@ -57,7 +57,8 @@ local function normalize(cfg)
 end
 
 --- config.load(path) -> cfg | nil, err. The chunk gets (dir, path) as `...`; <dir>/?.lua is
---- added to package.path so that `app = "myapp"` finds myapp.lua next to the config.
+--- appended to package.path so that `app = "myapp"` finds myapp.lua next to the config (last,
+--- so that a file there never shadows a moongate module).
 function M.load(path)
   path = absolute(path)
   local dir = path:match("^(.*)/[^/]*$") or "."
@@ -68,8 +69,8 @@ function M.load(path)
   local c, err2 = normalize(cfg)
   if not c then return nil, path .. ": " .. err2 end
   c.path, c.dir = path, dir
-  local entry = dir .. "/?.lua;"
-  if package.path:sub(1, #entry) ~= entry then package.path = entry .. package.path end
+  local entry = ";" .. dir .. "/?.lua"
+  if not package.path:find(entry, 1, true) then package.path = package.path .. entry end
   return c
 end
 

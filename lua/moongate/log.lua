@@ -59,8 +59,8 @@ local function clean(v, depth)
   return tostring(v)
 end
 
-local function write(level, msg, fields)
-  if LEVELS[level] < threshold then return end
+-- The JSON line for one entry (without the newline).
+local function format(level, msg, fields)
   local entry = {}
   if fields ~= nil then
     if type(fields) ~= "table" then fields = { value = fields } end
@@ -83,6 +83,13 @@ local function write(level, msg, fields)
     line = json.encode({ time = entry.time, level = level, pid = pid, msg = entry.msg,
       request_id = entry.request_id, log_error = err })
   end
+  return line
+end
+M.format = format
+
+local function write(level, msg, fields)
+  if LEVELS[level] < threshold then return end
+  local line = format(level, msg, fields)
   C.mg_log_write(line, #line)
 end
 
