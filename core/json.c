@@ -201,17 +201,92 @@ static int enc_int64(jenc *e, int64_t v) {
     return 0;
 }
 
-/* Shortest of %.15g, %.16g, %.17g that strtod reads back as the same double. For normal
- * doubles a value whose shortest form has fewer digits prints the same under %.15g (%g
- * drops the trailing zeros); subnormals carry fewer significant digits, so they search
- * from 1 (5e-324, not 4.94065645841247e-324). */
-static int fmt_double(char *out, size_t cap, double d, int from) {
-    int n = 0;
-    for (int prec = fabs(d) < 2.2250738585072014e-308 ? 1 : from; prec <= 17; prec++) {
-        n = snprintf(out, cap, "%.*g", prec, d);
-        if (prec == 17 || strtod(out, NULL) == d) break;
+/* Writes the n significant digits dig (first digit's decimal exponent x) as printf's %.Pg
+ * would: trailing zeros dropped, fixed notation when -4 <= x < P, else d.ddde+XX. */
+static int fmt_digits(char *out, int neg, const char *dig, int n, int x, int P) {
+    char *o = out;
+    while (n > 1 && dig[n - 1] == '0') n--;
+    if (neg) *o++ = '-';
+    if (x < -4 || x >= P) {
+        *o++ = dig[0];
+        if (n > 1) {
+            *o++ = '.';
+            memcpy(o, dig + 1, (size_t)(n - 1));
+            o += n - 1;
+        }
+        *o++ = 'e';
+        *o++ = x < 0 ? '-' : '+';
+        int ax = x < 0 ? -x : x;
+        if (ax >= 100) *o++ = (char)('0' + ax / 100);
+        *o++ = (char)('0' + ax / 10 % 10);
+        *o++ = (char)('0' + ax % 10);
+    } else if (x < 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -x - 1; i++) *o++ = '0';
+        memcpy(o, dig, (size_t)n);
+        o += n;
+    } else if (n <= x + 1) {
+        memcpy(o, dig, (size_t)n);
+        o += n;
+        for (int i = 0; i < x + 1 - n; i++) *o++ = '0';
+    } else {
+        memcpy(o, dig, (size_t)(x + 1));
+        o += x + 1;
+        *o++ = '.';
+        memcpy(o, dig + x + 1, (size_t)(n - x - 1));
+        o += n - x - 1;
     }
-    return n;
+    *o = 0;
+    return (int)(o - out);
+}
+
+/* Shortest of 15, 16 and 17 significant digits that strtod reads back as the same double,
+ * printed as %.15g / %.16g / %.17g would. One printf gives the 17 digits; shorter candidates
+ * are rounded from them and checked with strtod (a candidate double-rounded the wrong way
+ * only costs a longer, still exact, output). Subnormals carry fewer significant digits, so
+ * they search every precision from 1 (5e-324, not 4.94065645841247e-324). */
+static int fmt_double(char *out, size_t cap, double d, int from) {
+    if (fabs(d) < 2.2250738585072014e-308) {
+        int n = 0;
+        for (int prec = 1; prec <= 17; prec++) {
+            n = snprintf(out, cap, "%.*g", prec, d);
+            if (strtod(out, NULL) == d) break;
+        }
+        return n;
+    }
+    char tmp[40], dig[18];
+    snprintf(tmp, sizeof tmp, "%.16e", fabs(d)); /* d.dddddddddddddddde+XX: 17 digits */
+    dig[0] = tmp[0];
+    memcpy(dig + 1, tmp + 2, 16);
+    int x = atoi(tmp + 19), neg = signbit(d) != 0;
+    for (int p = from; p < 17; p++) {
+        char c[17];
+        int cx = x, half = dig[p] == '5';
+        for (int i = p + 1; i < 17 && half; i++) half = dig[i] == '0';
+        if (half) {
+            /* The 17 digits end in exactly 5: they were rounded, so which way the true value
+             * lies is unknown. Let printf round this candidate from the exact value. */
+            char t2[40];
+            snprintf(t2, sizeof t2, "%.*e", p - 1, fabs(d));
+            c[0] = t2[0];
+            memcpy(c + 1, t2 + 2, (size_t)(p - 1));
+            cx = atoi(t2 + p + 2);
+        } else if (dig[p] >= '5') { /* round up, carrying */
+            memcpy(c, dig, (size_t)p);
+            int i = p - 1;
+            while (i >= 0 && c[i] == '9') c[i--] = '0';
+            if (i >= 0) c[i]++;
+            else {
+                c[0] = '1'; /* 999.. -> 1000.. */
+                cx++;
+            }
+        } else
+            memcpy(c, dig, (size_t)p);
+        int n = fmt_digits(out, neg, c, p, cx, p);
+        if (strtod(out, NULL) == d) return n;
+    }
+    return fmt_digits(out, neg, dig, 17, x, 17);
 }
 
 static const double pow10tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
