@@ -144,6 +144,36 @@ describe("moongate.shared", function()
     assert.equal("value too large", err)
   end)
 
+  it("compiles a get/incr loop into one trace (no NYI, no stitch)", function()
+    local found
+    for _, dir in ipairs({ "/usr/share/luajit-2.1.0-beta3", "/usr/share/luajit-2.1", "/usr/local/share/luajit-2.1" }) do
+      local f = io.open(dir .. "/jit/v.lua")
+      if f then f:close() found = dir break end
+    end
+    if not found then return pending("jit.v is not installed") end
+    package.path = found .. "/?.lua;" .. package.path
+    local v = require "jit.v"
+    local out = os.tmpname()
+    d.set("s", "abc")
+    jit.flush()
+    v.on(out)
+    local x = 0
+    for _ = 1, 2000 do
+      d.incr("n", 1, 0)
+      x = x + #d.get("s") + d.get("n")
+    end
+    v.off()
+    local f = assert(io.open(out))
+    local log = f:read("*a")
+    f:close()
+    os.remove(out)
+    assert.equal(3 * 2000 + 2000 * 2001 / 2, x)
+    assert.matches("shared_spec.lua:%d+ loop%]", log)
+    assert.is_nil(log:find("NYI", 1, true), log)
+    assert.is_nil(log:find("stitch", 1, true), log)
+    assert.is_nil(log:find("abort", 1, true), log)
+  end)
+
   it("raises for caller bugs", function()
     assert.has_error(function() d.get(42) end, "shared.get: key must be a string, got number")
     assert.has_error(function() d.set("", 1) end, "shared.set: key must be 1 to 65535 bytes")
