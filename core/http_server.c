@@ -66,7 +66,7 @@ typedef struct res res;
 struct srv {
     int fd;
     ev_io accept_w;
-    ev_timer grace_w, wake_w;
+    ev_timer grace_w, wake_w, accept_retry_w;
     int handler_ref, req_mt_ref, self_ref;
     size_t header_bytes, body_bytes;
     int max_headers;
@@ -1250,8 +1250,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int fd = accept4(s->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno == EMFILE || errno == ENFILE)
-                mg_log("error", "accept: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of descriptors: pause accepting for a moment instead of spinning on it */
+                mg_log("error", "accept: %s; pausing accept for 100 ms (%d connections open)",
+                       strerror(errno), s->nconns);
+                ev_io_stop(mg_loop, &s->accept_w);
+                ev_timer_set(&s->accept_retry_w, 0.1, 0.);
+                ev_timer_start(mg_loop, &s->accept_retry_w);
+            }
             return;
         }
         int one = 1;
@@ -1261,6 +1267,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* ---- the server object ------------------------------------------------------------------- */
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    srv *s = (srv *)((char *)w - offsetof(srv, accept_retry_w));
+    if (s->fd >= 0 && !s->draining) ev_io_start(loop, &s->accept_w);
+}
 
 static void wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1290,6 +1302,7 @@ static void srv_close_all(srv *s)
     ev_timer_stop(mg_loop, &s->grace_w);
     if (s->fd >= 0) {
         ev_io_stop(mg_loop, &s->accept_w);
+        ev_timer_stop(mg_loop, &s->accept_retry_w);
         close(s->fd);
         s->fd = -1;
     }
@@ -1419,6 +1432,7 @@ static int l_listen(lua_State *L)
     ev_io_start(mg_loop, &s->accept_w);
     ev_init(&s->grace_w, grace_cb);
     ev_init(&s->wake_w, wake_cb);
+    ev_init(&s->accept_retry_w, accept_retry_cb);
     lua_pushvalue(L, -1);
     s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
@@ -1443,6 +1457,7 @@ static int l_srv_stop(lua_State *L)
     s->draining = 1;
     if (s->fd >= 0) {
         ev_io_stop(mg_loop, &s->accept_w);
+        ev_timer_stop(mg_loop, &s->accept_retry_w);
         close(s->fd);
         s->fd = -1;
     }
