@@ -13,7 +13,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # start_server ARGS... : runs `moongate serve --listen 127.0.0.1:$PORT ARGS`, logs in $WORK/server.log
 start_server() {
   PORT=$(free_port)
-  "$MOONGATE" serve --listen "127.0.0.1:$PORT" "$@" 2>"$WORK/server.log" &
+  # SERVER_NOFILE=N caps the server's descriptors (the tests' clients keep theirs)
+  if [ -n "${SERVER_NOFILE:-}" ]; then
+    bash -c 'ulimit -n "$0" && exec "$@"' "$SERVER_NOFILE" "$MOONGATE" serve --listen "127.0.0.1:$PORT" "$@" 2>"$WORK/server.log" &
+  else
+    "$MOONGATE" serve --listen "127.0.0.1:$PORT" "$@" 2>"$WORK/server.log" &
+  fi
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null; then return 0; fi
