@@ -27,6 +27,10 @@ MG_API int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k
                           const uint64_t *allow, size_t allow_bits,
                           uint32_t *docs, float *scores, size_t *n, const char **err);
 
+/* Query strategy: 0 picks per query (default), 1 always term at a time into a dense
+ * accumulator, 2 always document at a time with MaxScore. All return the same hits. */
+MG_API void mg_bm25_set_strategy(mg_bm25 *ix, int mode);
+
 MG_API uint32_t mg_bm25_count(const mg_bm25 *ix);        /* documents */
 MG_API uint32_t mg_bm25_term_count(const mg_bm25 *ix);   /* distinct terms */
 /* Document frequency of an already-analyzed term (0 when absent; needs commit). */
