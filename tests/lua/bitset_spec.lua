@@ -31,3 +31,35 @@ describe("bitset", function()
     assert.has_error(function() bitset.new(-1) end, "bitset size must be an integer in [0, 2^32)")
   end)
 end)
+
+describe("bitset under the JIT", function()
+  it("a set/get loop compiles to a trace without NYI or stitch", function()
+    local found
+    for _, dir in ipairs({ "/usr/share/luajit-2.1.0-beta3", "/usr/share/luajit-2.1", "/usr/local/share/luajit-2.1" }) do
+      local f = io.open(dir .. "/jit/v.lua")
+      if f then f:close() found = dir break end
+    end
+    if not found then return pending("jit.v is not installed") end
+    package.path = found .. "/?.lua;" .. package.path
+    local v = require "jit.v"
+    local out = os.tmpname()
+    local s = bitset.new(5000)
+    jit.flush()
+    v.on(out)
+    local n = 0
+    for i = 0, 4999 do
+      if i % 3 == 0 then s:set(i) end
+      if s:get(i) then n = n + 1 end
+    end
+    v.off()
+    local f = assert(io.open(out))
+    local log = f:read("*a")
+    f:close()
+    os.remove(out)
+    assert.are.equal(1667, n)
+    assert.are.equal(1667, s:count())
+    assert.matches("bitset_spec.lua:%d+ loop%]", log)
+    assert.is_nil(log:find("NYI", 1, true), log)
+    assert.is_nil(log:find("stitch", 1, true), log)
+  end)
+end)

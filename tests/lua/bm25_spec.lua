@@ -98,3 +98,34 @@ describe("bm25", function()
     assert.are.same({ nil, "k1 must be >= 0 and b within [0, 1]" }, { bm25.new { b = 2 } })
   end)
 end)
+
+describe("bm25 under the JIT", function()
+  it("a search loop compiles to a trace without NYI or stitch", function()
+    local found
+    for _, dir in ipairs({ "/usr/share/luajit-2.1.0-beta3", "/usr/share/luajit-2.1", "/usr/local/share/luajit-2.1" }) do
+      local f = io.open(dir .. "/jit/v.lua")
+      if f then f:close() found = dir break end
+    end
+    if not found then return pending("jit.v is not installed") end
+    package.path = found .. "/?.lua;" .. package.path
+    local v = require "jit.v"
+    local ix = build { stem = false }
+    local out = os.tmpname()
+    jit.flush()
+    v.on(out)
+    local best = 0
+    for _ = 1, 500 do
+      local hits = ix:search("quick fox", 10)
+      best = best + hits[1].doc
+    end
+    v.off()
+    local f = assert(io.open(out))
+    local log = f:read("*a")
+    f:close()
+    os.remove(out)
+    assert.are.equal(1000, best)
+    assert.matches("bm25_spec.lua:%d+ loop%]", log)
+    assert.is_nil(log:find("NYI", 1, true), log)
+    assert.is_nil(log:find("stitch", 1, true), log)
+  end)
+end)
