@@ -93,4 +93,45 @@ expect_eq "$out" "3" "remote embedder dense search (3 documents without a tenant
 out=$("$mg" search --index "$work/remote" --format trec --top 1 invoices first day | awk '{print $3}')
 expect_eq "$out" "$work/docs/billing.txt" "remote embedder hybrid search"
 kill $mock
+
+# a cross-encoder behind a /v1/rerank-style API: this one puts chunks saying "revoke" first
+cat > "$work/rerank.py" <<'PY'
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        docs = body.get("documents") or body.get("texts")
+        scores = [0.9 if "revoke" in d else 0.1 for d in docs]
+        if "documents" in body:
+            out = {"results": [{"index": i, "relevance_score": s} for i, s in enumerate(scores)]}
+        else:
+            out = [{"index": i, "score": s} for i, s in enumerate(scores)]
+        data = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+rport=$((20000 + RANDOM % 20000))
+python3 "$work/rerank.py" "$rport" &
+rr=$!
+trap 'kill $rr 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do curl -s -o /dev/null -X POST -d '{"texts":[]}' "http://127.0.0.1:$rport/rerank" && break; sleep 0.1; done
+out=$("$mg" search --index "$work/idx" --mode bm25 --format trec deploy | awk '{print $3}' | tr '\n' ' ')
+expect_eq "$out" "pub-1 $work/docs/keys.md " "before re-ranking"
+for style in cohere tei; do
+  out=$("$mg" search --index "$work/idx" --mode bm25 --rerank-url "http://127.0.0.1:$rport/rerank" \
+    --rerank-style $style --format json deploy | sed 's/.*"doc_id":"\([^"]*\)".*"rerank":\([0-9.]*\).*/\1 \2/' | tr '\n' ' ')
+  expect_eq "$out" "$work/docs/keys.md 0.9 pub-1 0.1 " "re-ranked by the API ($style)"
+done
+set +e
+err=$("$mg" search --index "$work/idx" --rerank-url "http://127.0.0.1:1/rerank" deploy 2>&1); rc=$?
+set -e
+expect_eq "$rc" "1" "rerank API down: exit code"
+echo "$err" | grep -q '^moongate search: rerank: ' || fail "rerank API down: $err"
+kill $rr
 echo "search_cli: all passed"

@@ -125,6 +125,18 @@ describe("retrieval index", function()
     idx:close()
   end)
 
+  it("expands the query with the best hits' rarest frequent terms", function()
+    build(dir)
+    local idx = assert(retrieval.open(dir))
+    local hits, info = assert(idx:search { query = "payment", mode = "bm25", expand = { docs = 1, terms = 4 } })
+    -- billing's terms by tf/len * idf (stemmed, stop words out), ties by name
+    assert.are.same({ "bill", "day", "due", "each" }, info.expansion)
+    assert.are.same({ "billing", "faq" }, ids(hits))   -- "bill" brings in the FAQ
+    local plain = assert(idx:search { query = "payment", mode = "bm25" })
+    assert.are.same({ "billing" }, ids(plain))
+    idx:close()
+  end)
+
   it("returns documents, listing the dropped copies of a chunk", function()
     build(dir)
     local idx = assert(retrieval.open(dir))

@@ -14,7 +14,13 @@ options:
   --fusion F           rrf or weighted (hybrid only)
   --rrf-k N            RRF constant (60)
   --weights B,D        fusion weights of bm25 and dense
+  --expand             expand the query with terms of the best BM25 hits (pseudo-relevance
+                       feedback; on by default in hybrid mode)
+  --no-expand          no query expansion, no dense feedback
   --rerank             re-rank the top 50 with the local re-ranker
+  --rerank-url URL     re-rank the top 50 with a /v1/rerank-style API instead
+  --rerank-model M     model name sent to it
+  --rerank-style S     cohere (default: {model, query, documents}) or tei ({query, texts})
   --no-dedupe          keep near-duplicate chunks
   --queries FILE       JSONL queries ({"_id": ..., "text": ...}), one result list each
   --format F           text (default), json (one line per hit) or trec (qid Q0 docid rank
@@ -57,6 +63,13 @@ local function parse(args)
       if not b then error({ msg = "--weights takes BM25,DENSE (e.g. 1,0.3)" }) end
       o.weights = { bm25 = tonumber(b), dense = tonumber(d) }
     elseif a == "--rerank" then o.rerank = true
+    elseif a == "--rerank-url" then o.rerank_url = value()
+    elseif a == "--rerank-model" then o.rerank_model = value()
+    elseif a == "--rerank-style" then
+      o.rerank_style = value()
+      if o.rerank_style ~= "cohere" and o.rerank_style ~= "tei" then error({ msg = "--rerank-style must be cohere or tei" }) end
+    elseif a == "--expand" then o.expand = true
+    elseif a == "--no-expand" then o.expand = false
     elseif a == "--no-dedupe" then o.no_dedupe = true
     elseif a == "--queries" then o.queries = value()
     elseif a == "--format" then o.format = value()
@@ -134,9 +147,20 @@ return function(args)
   if not idx then io.stderr:write("moongate search: ", err, "\n"); return 1 end
   local mode = o.mode or "hybrid"
   local fusion
-  if o.fusion or o.rrf_k or o.weights then
+  if o.fusion or o.rrf_k or o.weights or o.expand == false then
     local d = retrieval.hybrid_defaults
-    fusion = { method = o.fusion or d.method, k = o.rrf_k or d.k, weights = o.weights or d.weights, prf = d.prf }
+    fusion = { method = o.fusion or d.method, k = o.rrf_k or d.k, weights = o.weights or d.weights,
+      prf = o.expand ~= false and d.prf or nil, expand = o.expand ~= false and d.expand or nil }
+  end
+  local expand
+  if o.expand then expand = retrieval.hybrid_defaults.expand end
+  if o.expand == false then expand = false end
+  local rerank = o.rerank or nil
+  if o.rerank_url then
+    local err
+    rerank, err = require("moongate.retrieval.rerank").new { kind = "http", url = o.rerank_url,
+      model = o.rerank_model, style = o.rerank_style }
+    if not rerank then io.stderr:write("moongate search: ", err, "\n"); return 2 end
   end
   local tag = o.tag or ("moongate-" .. mode)
   local labels
@@ -146,7 +170,8 @@ return function(args)
   local status = 0
   for _, q in ipairs(queries) do
     local args_ = { query = q.text, k = o.top, mode = mode, tenant = o.tenant, labels = labels,
-      filters = filters, fusion = fusion, rerank = o.rerank or nil, dedupe = not o.no_dedupe }
+      filters = filters, fusion = fusion, rerank = rerank, dedupe = not o.no_dedupe, expand = expand,
+      prf = o.expand == false and false or nil }
     if o.format == "trec" then
       local docs, info = idx:search_documents(args_)
       if not docs then
