@@ -132,6 +132,7 @@ struct res {
 
 static http_parser_settings settings;
 static buf scratch;   /* response heads are built here (one at a time: one thread) */
+static buf logbuf;    /* access log lines */
 static uint64_t rng_s[2];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -338,33 +339,67 @@ static void reading(conn *c, int on)
     c->reading = on;
 }
 
+/* Fixed-point decimal without printf's float machinery (this runs once per request). */
+static int fmt_fixed(char *out, double v, int decimals)
+{
+    static const double scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    if (v < 0) v = 0;
+    unsigned long long n = (unsigned long long)(v * scale[decimals] + 0.5);
+    unsigned long long ip = n / (unsigned long long)scale[decimals];
+    unsigned long long fp = n % (unsigned long long)scale[decimals];
+    char tmp[32];
+    int k = 0;
+    for (int i = 0; i < decimals; i++) { tmp[k++] = (char)('0' + fp % 10); fp /= 10; }
+    tmp[k++] = '.';
+    do { tmp[k++] = (char)('0' + ip % 10); ip /= 10; } while (ip);
+    for (int i = 0; i < k; i++) out[i] = tmp[k - 1 - i];
+    return k;
+}
+
+static int fmt_uint(char *out, unsigned long long v)
+{
+    char tmp[24];
+    int k = 0;
+    do { tmp[k++] = (char)('0' + v % 10); v /= 10; } while (v);
+    for (int i = 0; i < k; i++) out[i] = tmp[k - 1 - i];
+    return k;
+}
+
+static int log_pid;
+
+#define ADD_LIT(b, lit) buf_add((b), lit, sizeof(lit) - 1)
+
 static void access_log(srv *s, res *r, int status, const char *err)
 {
     if (!s->access_log) return;
-    char num[256];
-    buf b = {0};
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    char num[32];
+    buf *b = &logbuf;
+    b->len = 0;
     double now = ev_now(mg_loop);
-    int n = snprintf(num, sizeof num, "{\"time\":%.6f,\"level\":\"info\",\"pid\":%d,\"msg\":\"request\",\"request_id\":\"",
-                     (double)ts.tv_sec + ts.tv_nsec / 1e9, (int)getpid());
-    buf_add(&b, num, n);
-    json_escape(&b, r->id, strlen(r->id));
-    buf_add(&b, "\",\"method\":\"", 12);
-    buf_add(&b, r->method, strlen(r->method));
-    buf_add(&b, "\",\"path\":\"", 10);
-    if (r->path) json_escape(&b, r->path, strlen(r->path));
-    n = snprintf(num, sizeof num, "\",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%llu", status,
-                 (now - r->start) * 1000.0, (unsigned long long)r->bytes);
-    buf_add(&b, num, n);
+    ADD_LIT(b, "{\"time\":");
+    buf_add(b, num, fmt_fixed(num, now, 6));
+    ADD_LIT(b, ",\"level\":\"info\",\"pid\":");
+    buf_add(b, num, fmt_uint(num, (unsigned long long)log_pid));
+    ADD_LIT(b, ",\"msg\":\"request\",\"request_id\":\"");
+    json_escape(b, r->id, strlen(r->id));
+    ADD_LIT(b, "\",\"method\":\"");
+    buf_add(b, r->method, strlen(r->method));
+    ADD_LIT(b, "\",\"path\":\"");
+    if (r->path) json_escape(b, r->path, strlen(r->path));
+    ADD_LIT(b, "\",\"status\":");
+    buf_add(b, num, fmt_uint(num, (unsigned long long)status));
+    ADD_LIT(b, ",\"duration_ms\":");
+    buf_add(b, num, fmt_fixed(num, (now - r->start) * 1000.0, 3));
+    ADD_LIT(b, ",\"bytes\":");
+    buf_add(b, num, fmt_uint(num, (unsigned long long)r->bytes));
     if (err) {
-        buf_add(&b, ",\"error\":\"", 10);
-        json_escape(&b, err, strlen(err));
-        buf_add(&b, "\"", 1);
+        ADD_LIT(b, ",\"error\":\"");
+        json_escape(b, err, strlen(err));
+        ADD_LIT(b, "\"");
     }
-    buf_add(&b, "}", 1);
-    mg_log_write(b.p, b.len);
-    buf_free(&b);
+    ADD_LIT(b, "}");
+    mg_log_write(b->p, b->len);
+    if (b->cap > 65536) buf_free(b);
 }
 
 /* Drop the connection now: the client is gone, or the server is closing. A handler still
@@ -1347,6 +1382,7 @@ static int l_listen(lua_State *L)
     luaL_checktype(L, -1, LUA_TFUNCTION);
     int top = lua_gettop(L);
 
+    log_pid = (int)getpid();   /* listen runs in the worker, after the fork */
     if (!rng_s[0] && !rng_s[1]) {
         if (getrandom(rng_s, sizeof rng_s, 0) != sizeof rng_s) {
             rng_s[0] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
