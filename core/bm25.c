@@ -616,7 +616,7 @@ int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
     }
     size_t hn = 0;
     /* Measured on Cranfield and on copies of it (tests/bench/retrieval): the dense pass
-     * wins below some 30k documents, MaxScore above (2x at 140k); its bounds need nq <= 64. */
+     * wins below some 30k documents, MaxScore above (1.5-2x at 140k); its bounds need nq <= 64. */
     if (kk == 0)
         ;
     else if (nq > 64 || ix->mode == 1 || (ix->mode == 0 && (ix->ndocs < 32768 || total < 4096)))
