@@ -37,8 +37,10 @@ static const enc_def ENC_DEFS[] = {
 
 /* One hash slot: the key's first 8 bytes and length live in the slot, so a lookup of a
  * token of up to 8 bytes (nearly every pair tried during merges) touches one cache line. */
+/* One hash slot (half a cache line): a token's first 24 bytes and its length live in the
+ * slot, so a look-up compares without touching the token table for all but the longest. */
 typedef struct {
-    uint64_t head; /* first min(len, 8) bytes, zero-padded, little-endian */
+    uint64_t k[3]; /* bytes 0..23, zero-padded, little-endian */
     uint32_t rank;
     uint32_t meta; /* hash bits << 8 | len; 0 = empty slot */
 } slot;
@@ -83,30 +85,55 @@ static inline uint64_t mix64(uint64_t h) {
     return h;
 }
 
-static inline uint64_t hash_key(uint64_t head, const uint8_t *p, size_t n) {
-    uint64_t h = (head ^ ((uint64_t)n << 56)) * 0x9e3779b97f4a7c15ull;
-    for (size_t i = 8; i < n; i += 8) {
-        uint64_t v = i + 8 <= n ? load_head(p + i, 8) : load_head(p + i, n - i);
-        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+/* A look-up key: the bytes as the slot holds them, and the hash. */
+typedef struct {
+    uint64_t k[3];
+    uint64_t h;
+    uint32_t meta;
+} key;
+
+#define INLINE_KEY 24
+
+static inline __attribute__((always_inline)) void make_key(const uint8_t *p, size_t n, key *k) {
+    k->k[0] = load_head(p, n);
+    k->k[1] = n > 8 ? load_head(p + 8, n - 8) : 0;
+    k->k[2] = n > 16 ? load_head(p + 16, n - 16) : 0;
+    uint64_t h = (k->k[0] ^ ((uint64_t)n << 56)) * 0x9e3779b97f4a7c15ull;
+    if (n > 8) {
+        h = (h ^ k->k[1]) * 0xbf58476d1ce4e5b9ull;
         h ^= h >> 29;
     }
-    return mix64(h);
+    for (size_t i = 16; i < n; i += 8) {
+        uint64_t v = load_head(p + i, n - i);
+        h = (h ^ v) * 0x94d049bb133111ebull;
+        h ^= h >> 29;
+    }
+    k->h = mix64(h);
+    k->meta = (uint32_t)(k->h >> 40) << 8 | (uint32_t)n;
 }
 
 #define NO_RANK UINT32_MAX
 
-static inline uint32_t rank_of(const mg_tok *t, const uint8_t *p, size_t n) {
-    if (n > t->maxlen) return NO_RANK;
-    uint64_t head = load_head(p, n);
-    uint64_t h = hash_key(head, p, n);
-    uint32_t meta = (uint32_t)(h >> 40) << 8 | (uint32_t)n;
-    for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
+static inline void prefetch_key(const mg_tok *t, const key *k) {
+    __builtin_prefetch(&t->slots[k->h & t->mask]);
+}
+
+static inline uint32_t find_key(const mg_tok *t, const key *k, const uint8_t *p, size_t n) {
+    for (uint64_t i = k->h & t->mask;; i = (i + 1) & t->mask) {
         const slot *s = &t->slots[i];
-        if (s->meta == meta && s->head == head &&
-            (n <= 8 || memcmp(t->bytes + t->off[s->rank] + 8, p + 8, n - 8) == 0))
+        if (s->meta == k->meta && s->k[0] == k->k[0] && s->k[1] == k->k[1] && s->k[2] == k->k[2] &&
+            (n <= INLINE_KEY ||
+             memcmp(t->bytes + t->off[s->rank] + INLINE_KEY, p + INLINE_KEY, n - INLINE_KEY) == 0))
             return s->rank;
         if (s->meta == 0) return NO_RANK;
     }
+}
+
+static inline uint32_t rank_of(const mg_tok *t, const uint8_t *p, size_t n) {
+    if (n > t->maxlen) return NO_RANK;
+    key k;
+    make_key(p, n, &k);
+    return find_key(t, &k, p, n);
 }
 
 /* ---- Unicode classes --------------------------------------------------------------------- */
@@ -152,7 +179,7 @@ static inline int is_cont(uint8_t b) { return (b & 0xc0) == 0x80; }
 
 /* Class and length of the character at s[i], i < n. An invalid sequence is its maximal
  * subpart (WHATWG / Unicode "U+FFFD substitution of maximal subparts"): U+FFFD, class 0. */
-static inline unsigned cls_at(const uint8_t *s, size_t n, size_t i, size_t *len) {
+static inline __attribute__((always_inline)) unsigned cls_at(const uint8_t *s, size_t n, size_t i, size_t *len) {
     uint8_t b0 = s[i];
     if (b0 < 0x80) {
         *len = 1;
@@ -416,9 +443,14 @@ static int scratch_fit(scratch *w, size_t n) {
 static size_t bpe_small(const mg_tok *t, const uint8_t *p, size_t n, uint32_t *starts) {
     uint32_t pos[SMALL_PIECE + 1], rk[SMALL_PIECE + 1];
     size_t m = n; /* parts; pos[m] = n */
+    key keys[SMALL_PIECE];
     for (size_t i = 0; i < n; i++) pos[i] = (uint32_t)i;
     pos[n] = (uint32_t)n;
-    for (size_t i = 0; i + 1 < n; i++) rk[i] = rank_of(t, p + i, 2);
+    for (size_t i = 0; i + 1 < n; i++) {
+        make_key(p + i, 2, &keys[i]);
+        prefetch_key(t, &keys[i]);
+    }
+    for (size_t i = 0; i + 1 < n; i++) rk[i] = find_key(t, &keys[i], p + i, 2);
     rk[n - 1] = NO_RANK;
     for (;;) {
         uint32_t best = NO_RANK;
@@ -547,9 +579,8 @@ static int ensure_starts(sink *k, size_t n) {
 /* Encodes one piece p[0..n) (valid UTF-8). orig/omap locate it in the caller's text for
  * truncation: token boundary at piece offset x is text offset omap ? omap[x] : orig + x. */
 static int emit_piece(const mg_tok *t, const uint8_t *p, size_t n, sink *k, size_t orig,
-                      const uint32_t *omap) {
-    /* fast paths: one byte, or the whole piece is a token */
-    uint32_t r = rank_of(t, p, n);
+                      const uint32_t *omap, uint32_t r) {
+    /* fast path: the whole piece is a token (r, looked up by the caller) */
     if (r != NO_RANK) {
         if (k->mode == MODE_TRUNCATE) {
             if (k->n + 1 > k->max) {
@@ -636,26 +667,51 @@ static int fix_piece(sink *k, const uint8_t *s, size_t n, size_t a, size_t b, si
 }
 
 /* Ordinary text s[a..b): split into pieces, merge each. */
+/* Pieces are split and looked up in batches: the whole-piece look-ups of a batch are
+ * prefetched together, so their cache misses overlap instead of following one another. */
+#define BATCH 16
+
+/* Ordinary text s[a..b): split into pieces, merge each. */
 static int run_ordinary(const mg_tok *t, const uint8_t *s, size_t a, size_t b, int valid, sink *k) {
     size_t (*next)(const uint8_t *, size_t, size_t) =
         t->def->pattern == PAT_O200K ? piece_o200k : piece_cl100k;
     const uint8_t *seg = s + a; /* the regex sees this segment as the whole text */
     size_t n = b - a;
+    size_t ps[BATCH + 1];
+    key keys[BATCH];
+    uint8_t ok[BATCH]; /* 1: valid UTF-8 and short enough to be a token */
     for (size_t i = 0; i < n && !k->done;) {
-        size_t e = next(seg, n, i);
-        int rc;
-        if (valid || utf8_valid(seg + i, e - i)) {
-            rc = emit_piece(t, seg + i, e - i, k, a + i, NULL);
-        } else {
-            size_t fn;
-            if (fix_piece(k, seg, n, i, e, &fn)) return MG_ERROR;
-            /* the map holds segment offsets; shift them to text offsets */
-            for (size_t j = 0; j <= fn; j++)
-                if (k->fix_map[j] != UINT32_MAX) k->fix_map[j] += (uint32_t)a;
-            rc = emit_piece(t, k->fix, fn, k, a + i, k->fix_map);
+        int m = 0;
+        ps[0] = i;
+        while (m < BATCH && ps[m] < n) {
+            size_t st = ps[m], e = next(seg, n, st);
+            ps[++m] = e;
+            size_t len = e - st;
+            ok[m - 1] = len <= t->maxlen && (valid || utf8_valid(seg + st, len));
+            if (ok[m - 1]) {
+                make_key(seg + st, len, &keys[m - 1]);
+                prefetch_key(t, &keys[m - 1]);
+            }
         }
-        if (rc) return rc;
-        i = e;
+        for (int j = 0; j < m && !k->done; j++) {
+            size_t st = ps[j], e = ps[j + 1];
+            int rc;
+            if (ok[j]) {
+                uint32_t r = find_key(t, &keys[j], seg + st, e - st);
+                rc = emit_piece(t, seg + st, e - st, k, a + st, NULL, r);
+            } else if (valid || utf8_valid(seg + st, e - st)) {
+                rc = emit_piece(t, seg + st, e - st, k, a + st, NULL, NO_RANK); /* too long */
+            } else {
+                size_t fn;
+                if (fix_piece(k, seg, n, st, e, &fn)) return MG_ERROR;
+                /* the map holds segment offsets; shift them to text offsets */
+                for (size_t x = 0; x <= fn; x++)
+                    if (k->fix_map[x] != UINT32_MAX) k->fix_map[x] += (uint32_t)a;
+                rc = emit_piece(t, k->fix, fn, k, a + st, k->fix_map, rank_of(t, k->fix, fn));
+            }
+            if (rc) return rc;
+        }
+        i = ps[m];
     }
     return MG_OK;
 }
@@ -972,18 +1028,19 @@ static mg_tok *load_ranks(const enc_def *d) {
         t->off[N] = (uint32_t)p;
         size_t slots = 1;
         while (slots < (size_t)N * 2) slots <<= 1;
-        t->slots = calloc(slots, sizeof *t->slots);
+        t->slots = aligned_alloc(64, slots * sizeof *t->slots);
+        if (t->slots) memset(t->slots, 0, slots * sizeof *t->slots);
         t->mask = slots - 1;
         if (!t->slots) why = "out of memory";
         for (uint32_t r = 0; !why && r < N; r++) {
             const uint8_t *kb = t->bytes + t->off[r];
             size_t kl = t->off[r + 1] - t->off[r];
-            uint64_t head = load_head(kb, kl);
-            uint64_t h = hash_key(head, kb, kl);
-            uint64_t x = h & t->mask;
+            key k;
+            make_key(kb, kl, &k);
+            uint64_t x = k.h & t->mask;
             while (t->slots[x].meta) x = (x + 1) & t->mask;
-            t->slots[x].head = head;
-            t->slots[x].meta = (uint32_t)(h >> 40) << 8 | (uint32_t)kl;
+            memcpy(t->slots[x].k, k.k, sizeof k.k);
+            t->slots[x].meta = k.meta;
             t->slots[x].rank = r;
         }
         for (int b = 0; !why && b < 256; b++) {
