@@ -279,7 +279,8 @@ function Index:search(q)
     return {}, info
   end
 
-  local depth = math.max(k, q.candidates or M.candidates)
+  -- document-level results need deeper lists: several chunks may share a document
+  local depth = math.max(q._documents and k * 4 or k, q.candidates or M.candidates)
   local rerank = q.rerank
   local lists = {}
   if mode == "bm25" or mode == "hybrid" then
@@ -356,25 +357,59 @@ function Index:search(q)
   end
 
   -- collapse near-duplicates (copies that survived indexing in other tenants' or labels'
-  -- groups are not visible here; these are copies from separate runs or close variants)
+  -- groups are not visible here; these are copies from separate runs or close variants).
+  -- Candidates are compared only with kept hits sharing a SimHash band (pigeonhole).
   local dist = snap.settings.dedupe_distance or 3
   local want = rerank and math.max(k, q.rerank_depth or 50) or k
-  local kept = {}
+  local by_doc = q._documents and not rerank
+  local kept, seen_doc, ndocs = {}, {}, 0
   local simhash = (q.dedupe ~= false and dist >= 0) and require("moongate.simhash")
+  local buckets, nb, width, mask = {}, dist + 1, 0, 0ULL
+  if simhash then
+    width = math.floor(64 / nb)
+    mask = bit.lshift(1ULL, width) - 1
+  end
   for _, h in ipairs(fused) do
     local i = h.key + 1
-    local dup_of
+    local dup_of, keys
     if simhash then
-      for _, o in ipairs(kept) do
-        if simhash.distance(snap.simhash[o.key + 1], snap.simhash[i]) <= dist then dup_of = o; break end
+      local sh = snap.simhash[i]
+      keys = {}
+      for b = 0, nb - 1 do
+        local key = b * 4294967296 + tonumber(bit.band(bit.rshift(sh, b * width), mask))
+        keys[b + 1] = key
+        local list = buckets[key]
+        if list and not dup_of then
+          for _, o in ipairs(list) do
+            if simhash.distance(snap.simhash[o.key + 1], sh) <= dist then dup_of = o; break end
+          end
+        end
       end
     end
     if dup_of then
       dup_of.duplicates = dup_of.duplicates or {}
       dup_of.duplicates[#dup_of.duplicates + 1] = h.key
     else
-      kept[#kept + 1] = h
-      if #kept >= want then break end
+      if keys then
+        for _, key in ipairs(keys) do
+          local list = buckets[key]
+          if not list then list = {}; buckets[key] = list end
+          list[#list + 1] = h
+        end
+      end
+      if by_doc then
+        -- document-level results: the best chunk of each document is enough
+        local d = snap.doc_id[i]
+        if not seen_doc[d] then
+          seen_doc[d] = true
+          kept[#kept + 1] = h
+          ndocs = ndocs + 1 + (snap.also[i] and #snap.also[i] or 0)
+          if ndocs >= k then break end
+        end
+      else
+        kept[#kept + 1] = h
+        if #kept >= want then break end
+      end
     end
   end
 
@@ -495,7 +530,11 @@ function Index:search_documents(q)
   local k = q.k or 10
   local chunk_q = {}
   for key, v in pairs(q) do chunk_q[key] = v end
-  chunk_q.k = math.min(M.max_k, k * 4)
+  if q.rerank then
+    chunk_q.k = math.min(M.max_k, k * 4)   -- re-ranking needs the chunks' text first
+  else
+    chunk_q._documents = true
+  end
   local hits, info = self:search(chunk_q)
   if not hits then return nil, info end
   local out, seen = {}, {}
