@@ -10,21 +10,25 @@
 --   DIR/write.lock        flock()ed by the one writer
 local ffi = require "ffi"
 
-pcall(ffi.cdef, [[
-int open(const char *path, int flags, ...);
-int close(int fd);
-int flock(int fd, int op);
-int mkdir(const char *path, unsigned int mode);
-int rename(const char *from, const char *to);
-int rmdir(const char *path);
-int unlink(const char *path);
-typedef struct mg_dir_stream mg_dir_stream;
-mg_dir_stream *opendir(const char *name);
-int closedir(mg_dir_stream *d);
-struct mg_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };
-struct mg_dirent *readdir(mg_dir_stream *d);
-char *strerror(int errnum);
-]])
+-- One declaration a cdef: another module may have declared some of these already (a second
+-- declaration raises), and each must still be declared once.
+for _, decl in ipairs {
+  "int open(const char *path, int flags, ...);",
+  "int close(int fd);",
+  "int flock(int fd, int op);",
+  "int mkdir(const char *path, unsigned int mode);",
+  "int rename(const char *from, const char *to);",
+  "int rmdir(const char *path);",
+  "int unlink(const char *path);",
+  "char *strerror(int errnum);",
+  [[typedef struct mg_dir_stream mg_dir_stream;
+    mg_dir_stream *opendir(const char *name);
+    int closedir(mg_dir_stream *d);
+    struct mg_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };
+    struct mg_dirent *readdir(mg_dir_stream *d);]],
+} do
+  pcall(ffi.cdef, decl)
+end
 
 local C = ffi.C
 local M = {}

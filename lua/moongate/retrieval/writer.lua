@@ -300,6 +300,30 @@ function Writer:commit()
   local db, s, version = self.db, self.settings, self.version
   self:delete_missing()
   local progress = self.progress or function() end
+  local st_ = self.stats
+
+  -- nothing changed: keep the current version rather than publish an identical one
+  local current = store.current_version(self.dir)
+  if current and st_.added == 0 and st_.changed == 0 and st_.deleted == 0 then
+    local row = Q(db, "SELECT settings, documents, chunks, duplicates FROM versions WHERE version = ?", current)[1]
+    local same = row ~= nil
+    if row then
+      local old = json.decode(row.settings) or {}
+      for k in pairs(M.defaults) do if old[k] ~= s[k] then same = false end end
+      for _, k in ipairs(VERSION_KEYS) do if old[k] ~= s[k] then same = false end end
+    end
+    if same then
+      local live = Q(db, "SELECT count(*) AS n, coalesce(sum(tokens), 0) AS t FROM chunks WHERE removed_version IS NULL")[1]
+      local summary = {
+        version = current, documents = row.documents, added = 0, changed = 0,
+        unchanged = st_.unchanged, deleted = 0, chunks = live.n, indexed = row.chunks,
+        tokens = live.t, token_counter = chunker.counter_name or select(2, chunker.token_counter()),
+        duplicates = row.duplicates, seconds = clock() - self.started, seen = st_.documents,
+      }
+      self:close()
+      return summary
+    end
+  end
 
   local live = Q(db, [[SELECT id, tenant, labels, doc_id, heading, text, tokens, simhash FROM chunks
     WHERE added_version <= ? AND (removed_version IS NULL OR removed_version > ?)
@@ -416,7 +440,6 @@ function Writer:commit()
     if n and n < version - 1 then store.remove_tree(self.dir .. "/" .. e.name) end
   end
 
-  local st_ = self.stats
   local summary = {
     version = version, documents = docs, added = st_.added, changed = st_.changed,
     unchanged = st_.unchanged, deleted = st_.deleted, chunks = #live, indexed = #keep,
