@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failures;
 #define EXPECT(c) do { if (!(c)) { printf("line %d: %s\n", __LINE__, #c); failures++; } } while (0)
@@ -139,7 +140,22 @@ int main(void)
         mg_vectors_scores(a, data, sa, &err);
         if (b) mg_vectors_scores(b, data, sb, &err);
         EXPECT(b && memcmp(sa, sb, sizeof sa) == 0);
+        /* a loaded (mapped) store still takes new rows: they move to memory first */
+        uint32_t row = 0;
+        EXPECT(b && mg_vectors_add(b, data, 1, &row, &err) == MG_OK && row == 10);
+        EXPECT(b && mg_vectors_count(b) == 11);
+        float back[5];
+        EXPECT(b && mg_vectors_get(b, 10, back) == MG_OK && mg_vectors_get(b, 0, data + 45) == MG_OK);
+        EXPECT(memcmp(back, data + 45, sizeof back) == 0);
         mg_vectors_free(b);
+        /* truncated by one byte */
+        FILE *t = fopen(path, "r+b");
+        fseek(t, 0, SEEK_END);
+        long size = ftell(t);
+        fclose(t);
+        EXPECT(truncate(path, size - 1) == 0);
+        EXPECT(mg_vectors_load(path, &err) == NULL && strcmp(err, "corrupt vector file") == 0);
+        EXPECT(truncate(path, size) == 0);
         FILE *f = fopen(path, "r+b");
         fseek(f, 60, SEEK_SET);
         int c = fgetc(f);
