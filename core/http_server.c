@@ -545,6 +545,8 @@ static void conn_error(conn *c, int status, const char *msg, const char *type, c
 
 /* ---- parsing ------------------------------------------------------------------------------ */
 
+static int valid_token(const char *s, size_t n);
+
 static int fail(conn *c, int status, const char *msg, const char *code)
 {
     c->err_status = status;
@@ -629,6 +631,9 @@ static int on_headers_complete(http_parser *p)
     int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
     for (int i = 0; i < c->nhdrs; i++) {
         hdr *h = &c->hdrs[i];
+        /* "Host : x" and other non-token names: a request-smuggling vector (RFC 9112 5.1) */
+        if (!valid_token(c->head.p + h->name_off, h->name_len))
+            return fail(c, 400, "bad request: invalid header name", "bad_request");
         if (!ieq(c->head.p + h->name_off, h->name_len, "expect")) continue;
         if (!ieq(c->head.p + h->val_off, h->val_len, "100-continue"))
             return fail(c, 417, "unsupported expect header", "expectation_failed");
@@ -649,6 +654,15 @@ static int on_body(http_parser *p, const char *at, size_t n)
     conn *c = p->data;
     if (c->body.len + n > c->s->body_bytes) return fail(c, 413, "request body too large", "body_too_large");
     if (buf_add(&c->body, at, n)) return fail(c, 500, "out of memory", "internal_error");
+    return 0;
+}
+
+/* The size of the next chunk is known before its bytes: refuse one that cannot fit at once. */
+static int on_chunk_header(http_parser *p)
+{
+    conn *c = p->data;
+    if (p->content_length > c->s->body_bytes || c->body.len + p->content_length > c->s->body_bytes)
+        return fail(c, 413, "request body too large", "body_too_large");
     return 0;
 }
 
@@ -1397,6 +1411,7 @@ static int l_listen(lua_State *L)
         settings.on_headers_complete = on_headers_complete;
         settings.on_body = on_body;
         settings.on_message_complete = on_message_complete;
+        settings.on_chunk_header = on_chunk_header;
     }
 
     struct addrinfo hints, *ai = NULL;

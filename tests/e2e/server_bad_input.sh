@@ -55,6 +55,22 @@ check_error("content-length and transfer-encoding -> 400",
 check_error("two different content-lengths -> 400",
             exchange(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
             400, "bad request: content-length with transfer-encoding, or repeated content-length", "bad_request")
+check_error("chunk larger than the body limit -> 413 at once",
+            exchange(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1400001\r\n"),
+            413, "request body too large", "body_too_large")
+check_error("chunks adding up past the limit -> 413",
+            exchange(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + b"100000\r\n" + b"x" * 0x100000 + b"\r\n" + b"1400000\r\n"),
+            413, "request body too large", "body_too_large")
+check_error("space before the colon -> 400",
+            exchange(b"GET /hello HTTP/1.1\r\nHost : x\r\n\r\n"),
+            400, "bad request: invalid header name", "bad_request")
+check_error("transfer-encoding other than chunked -> 400",
+            exchange(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
+            400, "bad request: request has invalid transfer-encoding", "bad_request")
+check_error("NUL in a header -> 400",
+            exchange(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"),
+            400, "bad request: invalid character in header", "bad_request")
 check_error("unknown expectation -> 417",
             exchange(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx"),
             417, "unsupported expect header", "expectation_failed")
