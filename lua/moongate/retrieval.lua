@@ -571,16 +571,24 @@ function M.index(dir, paths, opts)
   if not w then return nil, err end
   local ok, res, cerr = pcall(function()
     for _, p in ipairs(paths) do w:scanned(p, store.is_dir(p)) end
+    local total, done = 0, 0
+    local sizes = {}
+    if opts.progress then
+      for i, path in ipairs(files) do sizes[i] = ingest.size(path); total = total + sizes[i] end
+    end
     for fi, path in ipairs(files) do
       local n, ferr = ingest.read_file(path, function(doc)
         local r, aerr = w:add(doc)
         if not r then error({ msg = path .. ": " .. doc.id .. ": " .. aerr }) end
-        if opts.progress and w.stats.documents % 100 == 0 then
-          opts.progress("read", fi, #files, w.stats.documents)
+        if opts.progress and w.stats.documents % 50 == 0 then
+          opts.progress("read", done + doc.offset, total, w.stats.documents)
         end
       end, { tenant = opts.tenant, labels = opts.labels })
       if not n then error({ msg = ferr }) end
-      if opts.progress then opts.progress("read", fi, #files, w.stats.documents) end
+      if opts.progress then
+        done = done + sizes[fi]
+        opts.progress("read", done, total, w.stats.documents)
+      end
     end
     return w:commit()
   end)

@@ -176,6 +176,16 @@ describe("retrieval index", function()
     idx:close()
   end)
 
+  it("keeps the current version when a run changes nothing", function()
+    build(dir)
+    local s = build(dir)
+    assert.are.same({ 1, 0, 6, 0, 5 }, { s.version, s.added, s.unchanged, s.deleted, s.indexed })
+    assert.are.equal("1\n", store.read_file(dir .. "/CURRENT"))
+    -- a BM25 setting changed: a new version, same chunks
+    s = build(dir, nil, { k1 = 1.5 })
+    assert.are.same({ 2, 0, 6, 5 }, { s.version, s.added, s.unchanged, s.indexed })
+  end)
+
   it("serves the old version until the writer publishes, then swaps", function()
     build(dir)
     local reader = assert(retrieval.open(dir, { refresh_interval = false }))

@@ -111,8 +111,10 @@ return function(args)
       local width = 30
       local frac = total > 0 and done / total or 1
       local bar = ("#"):rep(math.floor(frac * width)) .. ("-"):rep(width - math.floor(frac * width))
-      local label = stage == "read" and ("reading files %d/%d, %d documents"):format(done, total, docs or 0)
-        or ("%s %d/%d"):format(stage, done, total)
+      local label = stage == "read" and ("reading: %d documents"):format(docs or 0)
+        or stage == "embed" and ("embedding: %d/%d chunks"):format(done, total)
+        or stage == "bm25" and ("indexing: %d/%d chunks"):format(done, total)
+        or ("%s: %d/%d"):format(stage, done, total)
       io.stderr:write(("\r[%s] %3d%% %-50s"):format(bar, math.floor(frac * 100), label))
       io.stderr:flush()
     end

@@ -73,10 +73,19 @@ function M.files(paths)
   return files, skipped
 end
 
+--- Size of a file in bytes (0 when unreadable).
+function M.size(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local n = f:seek("end") or 0
+  f:close()
+  return n
+end
+
 local RESERVED = { _id = true, id = true, title = true, text = true, tenant = true, labels = true }
 
 --- Call fn(doc) for each document in a file. doc = {id, title, text, format, source,
--- metadata, tenant, labels}. Returns count | nil, err (with the line for JSONL).
+-- metadata, tenant, labels, offset (bytes of the file read so far)}. Returns count | nil, err (with the line for JSONL).
 function M.read_file(path, fn, defaults)
   defaults = defaults or {}
   local fmt = M.format_of(path)
@@ -88,14 +97,15 @@ function M.read_file(path, fn, defaults)
     f:close()
     fn {
       id = path, title = "", text = text, format = fmt, source = path,
-      metadata = {}, tenant = defaults.tenant, labels = defaults.labels,
+      metadata = {}, tenant = defaults.tenant, labels = defaults.labels, offset = #text,
     }
     return 1
   end
   local json = require "moongate.json"
-  local n, lineno = 0, 0
+  local n, lineno, offset = 0, 0, 0
   for line in f:lines() do
     lineno = lineno + 1
+    offset = offset + #line + 1
     if line:match("%S") then
       local obj, jerr = json.decode(line)
       if type(obj) ~= "table" then
@@ -127,7 +137,7 @@ function M.read_file(path, fn, defaults)
       fn {
         id = id, title = type(obj.title) == "string" and obj.title or "", text = text,
         format = obj.format == "markdown" and "markdown" or obj.format == "html" and "html" or "text",
-        source = path, metadata = meta, tenant = tenant, labels = labels,
+        source = path, metadata = meta, tenant = tenant, labels = labels, offset = offset,
       }
     end
   end
