@@ -2,7 +2,18 @@
 -- paragraphs, lists, tables, block quotes and fenced/indented code, never split here.
 local M = {}
 
-local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+-- (linear: a pattern anchored at the end would rescan every run of spaces)
+local function trim(s)
+  local i = s:find("%S")
+  if not i then return "" end
+  local j = #s
+  local b = s:byte(j)
+  while b == 32 or (b >= 9 and b <= 13) do
+    j = j - 1
+    b = s:byte(j)
+  end
+  return s:sub(i, j)
+end
 
 local function copy_path(path)
   local p = {}
@@ -147,9 +158,16 @@ end
 --- Plain text: paragraphs separated by blank lines, no headings.
 function M.parse_text(text)
   local st = new_state()
-  text = text:gsub("\r\n?", "\n")
-  for para in (text .. "\n\n"):gmatch("(.-)\n%s*\n") do
-    emit(st, "paragraph", para)
+  if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end
+  local pos = 1
+  while true do
+    local a, b = text:find("\n[ \t]*\n", pos)
+    if not a then
+      emit(st, "paragraph", text:sub(pos))
+      break
+    end
+    emit(st, "paragraph", text:sub(pos, a - 1))
+    pos = b + 1
   end
   return st.blocks
 end
