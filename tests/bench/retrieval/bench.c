@@ -475,6 +475,28 @@ static void bench_dense(size_t N, size_t dim, int reps)
            read / tf >= 0.9 ? "met" : "NOT met", 100 * read / tf);
     printf("  target: int8 faster than the read bandwidth allows float32 (%.1f ms) -> %s (%.1f ms, %.1fx)\n",
            read * 1e3, ti < read ? "met" : "NOT met", ti * 1e3, read / ti);
+    /* each kernel this CPU has, on the same data: what the SIMD buys */
+    const char *names[] = {"avx512", "avx2", "portable"};
+    printf("  %-20s %14s %14s\n", "kernel", "float32 ms", "int8 ms");
+    for (int kn = 0; kn < 3; kn++) {
+        if (mg_vectors_set_kernel(names[kn]) != MG_OK) {
+            printf("  %-20s %14s %14s\n", names[kn], "not on CPU", "");
+            continue;
+        }
+        int kr = reps < 5 ? reps : 5;
+        double a[5], b[5];
+        for (int r = 0; r < kr; r++) {
+            const float *q = qs + (size_t)r * dim;
+            double t0 = now();
+            mg_vectors_search(f32, q, 10, NULL, 0, rows, sc, &n, &err);
+            a[r] = now() - t0;
+            t0 = now();
+            mg_vectors_search(i8, q, 10, NULL, 0, rows8, sc, &n, &err);
+            b[r] = now() - t0;
+        }
+        printf("  %-20s %14.1f %14.1f\n", names[kn], median(a, kr) * 1e3, median(b, kr) * 1e3);
+    }
+    mg_vectors_set_kernel(kname);
     mg_vectors_free(f32);
     mg_vectors_free(i8);
 #ifdef HAVE_FAISS
