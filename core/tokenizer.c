@@ -3,6 +3,7 @@
 #include "tokenizer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -576,11 +577,71 @@ static int ensure_starts(sink *k, size_t n) {
     return 0;
 }
 
+/* ---- piece cache ------------------------------------------------------------------------- */
+
+/* Words that are not one token recur (names, numbers, code identifiers); each costs a few
+ * dozen look-ups to merge. A small direct-mapped cache per thread remembers the token
+ * boundaries of recent short pieces. Entries are checked byte for byte. */
+#define PC_ENTRIES 4096
+#define PC_BYTES 24
+
+typedef struct {
+    uint64_t h;
+    uint8_t len, enc, ntok, pad;
+    uint8_t bytes[PC_BYTES];
+    uint8_t ends[PC_BYTES]; /* token ends within the piece */
+    uint32_t pad2;
+} pc_entry; /* one cache line */
+
+static pthread_key_t g_pc_key;
+static pthread_once_t g_pc_once = PTHREAD_ONCE_INIT;
+static void pc_key_init(void) { pthread_key_create(&g_pc_key, free); }
+
+static pc_entry *pc_table(void) {
+    pthread_once(&g_pc_once, pc_key_init);
+    pc_entry *c = pthread_getspecific(g_pc_key);
+    if (!c) {
+        c = aligned_alloc(64, PC_ENTRIES * sizeof *c);
+        if (!c) return NULL;
+        memset(c, 0, PC_ENTRIES * sizeof *c);
+        pthread_setspecific(g_pc_key, c);
+    }
+    return c;
+}
+
+/* Token ends of piece p[0..n) into ends[0..m), m returned; from the cache when it has them. */
+static size_t piece_bpe(const mg_tok *t, const uint8_t *p, size_t n, const key *pk, sink *k,
+                        uint32_t *starts) {
+    pc_entry *e = NULL;
+    uint8_t enc = (uint8_t)(t->def - ENC_DEFS);
+    if (pk && n <= PC_BYTES && (e = pc_table())) {
+        e += (pk->h >> 20) & (PC_ENTRIES - 1);
+        if (e->h == pk->h && e->len == n && e->enc == enc && memcmp(e->bytes, p, n) == 0) {
+            starts[0] = 0;
+            for (size_t j = 0; j < e->ntok; j++) starts[j + 1] = e->ends[j];
+            return e->ntok;
+        }
+    }
+    size_t m = n <= SMALL_PIECE ? bpe_small(t, p, n, starts) : bpe_large(t, p, n, &k->w, starts);
+    if (m == (size_t)-1) return m;
+    starts[m] = (uint32_t)n;
+    if (e) {
+        e->h = pk->h;
+        e->len = (uint8_t)n;
+        e->enc = enc;
+        e->ntok = (uint8_t)m;
+        memcpy(e->bytes, p, n);
+        for (size_t j = 0; j < m; j++) e->ends[j] = (uint8_t)starts[j + 1];
+    }
+    return m;
+}
+
 /* Encodes one piece p[0..n) (valid UTF-8). orig/omap locate it in the caller's text for
- * truncation: token boundary at piece offset x is text offset omap ? omap[x] : orig + x. */
+ * truncation: token boundary at piece offset x is text offset omap ? omap[x] : orig + x.
+ * r: the whole piece's rank, looked up by the caller; pk: its key, or NULL. */
 static int emit_piece(const mg_tok *t, const uint8_t *p, size_t n, sink *k, size_t orig,
-                      const uint32_t *omap, uint32_t r) {
-    /* fast path: the whole piece is a token (r, looked up by the caller) */
+                      const uint32_t *omap, uint32_t r, const key *pk) {
+    /* fast path: the whole piece is a token */
     if (r != NO_RANK) {
         if (k->mode == MODE_TRUNCATE) {
             if (k->n + 1 > k->max) {
@@ -594,18 +655,22 @@ static int emit_piece(const mg_tok *t, const uint8_t *p, size_t n, sink *k, size
         k->n++;
         return 0;
     }
-    if (k->mode == MODE_COUNT) {
+    if (k->mode == MODE_COUNT && n <= SMALL_PIECE) {
         uint32_t st[SMALL_PIECE + 1];
-        size_t m = n <= SMALL_PIECE ? bpe_small(t, p, n, st) : bpe_large(t, p, n, &k->w, NULL);
+        size_t m = piece_bpe(t, p, n, pk, k, st);
+        k->n += m;
+        return 0;
+    }
+    if (k->mode == MODE_COUNT) {
+        size_t m = bpe_large(t, p, n, &k->w, NULL);
         if (m == (size_t)-1) return MG_ERROR;
         k->n += m;
         return 0;
     }
     if (ensure_starts(k, n)) return MG_ERROR;
-    size_t m = n <= SMALL_PIECE ? bpe_small(t, p, n, k->starts) : bpe_large(t, p, n, &k->w, k->starts);
+    size_t m = piece_bpe(t, p, n, pk, k, k->starts);
     if (m == (size_t)-1) return MG_ERROR;
     uint32_t *st = k->starts;
-    st[m] = (uint32_t)n;
     if (k->mode == MODE_ENCODE) {
         for (size_t j = 0; j < m; j++, k->n++)
             if (k->n < k->cap) k->ids[k->n] = rank_of(t, p + st[j], st[j + 1] - st[j]);
@@ -698,16 +763,16 @@ static int run_ordinary(const mg_tok *t, const uint8_t *s, size_t a, size_t b, i
             int rc;
             if (ok[j]) {
                 uint32_t r = find_key(t, &keys[j], seg + st, e - st);
-                rc = emit_piece(t, seg + st, e - st, k, a + st, NULL, r);
+                rc = emit_piece(t, seg + st, e - st, k, a + st, NULL, r, &keys[j]);
             } else if (valid || utf8_valid(seg + st, e - st)) {
-                rc = emit_piece(t, seg + st, e - st, k, a + st, NULL, NO_RANK); /* too long */
+                rc = emit_piece(t, seg + st, e - st, k, a + st, NULL, NO_RANK, NULL); /* too long */
             } else {
                 size_t fn;
                 if (fix_piece(k, seg, n, st, e, &fn)) return MG_ERROR;
                 /* the map holds segment offsets; shift them to text offsets */
                 for (size_t x = 0; x <= fn; x++)
                     if (k->fix_map[x] != UINT32_MAX) k->fix_map[x] += (uint32_t)a;
-                rc = emit_piece(t, k->fix, fn, k, a + st, k->fix_map, rank_of(t, k->fix, fn));
+                rc = emit_piece(t, k->fix, fn, k, a + st, k->fix_map, rank_of(t, k->fix, fn), NULL);
             }
             if (rc) return rc;
         }

@@ -10,8 +10,8 @@ shift || true
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$out"
 clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$root/core" "$root/tests/fuzz/tokenizer_fuzz.c" "$root/core/tokenizer.c" \
-  $(pkg-config --cflags --libs libutf8proc) -o "$out/tokenizer_fuzz"
+  -iquote "$root/core" "$root/tests/fuzz/tokenizer_fuzz.c" "$root/core/tokenizer.c" \
+  $(pkg-config --cflags --libs libutf8proc) -lpthread -o "$out/tokenizer_fuzz"
 echo "built $out/tokenizer_fuzz"
 if (($#)); then
   corpus="$out/tokenizer_corpus"
