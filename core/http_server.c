@@ -1280,6 +1280,10 @@ static void conn_new(srv *s, int fd, struct sockaddr_storage *sa)
     }
     ev_io_init(&c->rw, conn_read_cb, fd, EV_READ);
     ev_io_init(&c->ww, conn_write_cb, fd, EV_WRITE);
+    /* libev invokes pending watchers highest priority first: reads run before the scheduler's
+     * check watcher, so a handler spawned by a read starts in the same loop iteration. */
+    ev_set_priority(&c->rw, 1);
+    ev_set_priority(&c->ww, 1);
     ev_init(&c->timer, conn_timer_cb);
     conn_reset_for_next(c);
     c->next = s->conns;
