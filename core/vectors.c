@@ -58,9 +58,13 @@ static void i8_portable(const int16_t *q, const int8_t *base, size_t stride, siz
 {
     for (size_t r = 0; r < nrows; r++) {
         const int8_t *x = base + r * stride;
+        int32_t a[16] = {0};   /* independent lanes the compiler can keep in vector registers */
+        for (size_t j = 0; j < stride; j += 16)
+            for (int l = 0; l < 16; l++)
+                a[l] += (int32_t)q[j + l] * x[j + l];
         int32_t s = 0;
-        for (size_t j = 0; j < stride; j++)
-            s += (int32_t)q[j] * x[j];
+        for (int l = 0; l < 16; l++)
+            s += a[l];
         out[r] = s;
     }
 }
