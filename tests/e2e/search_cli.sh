@@ -7,6 +7,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 expect_eq() { [ "$1" == "$2" ] || fail "$3: expected [$2], got [$1]"; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 mkdir -p "$work/docs/sub"
 cat > "$work/docs/keys.md" <<'EOF'
@@ -80,11 +81,11 @@ expect_eq "$err" "moongate index: no PATH given" "no path"
 set -e
 
 # a remote embedder: any /v1/embeddings API (here moongate's mock upstream)
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 "$mg" mock --listen "127.0.0.1:$port" >/dev/null 2>&1 &
 mock=$!
 trap 'kill $mock 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
 out=$("$mg" index --index "$work/remote" --embedder openai --embedder-url "http://127.0.0.1:$port/v1/embeddings" \
   --embedder-model text-embedding-3-small "$work/docs" | sed -n 2p)
 echo "$out" | grep -Eq '^4 chunks, .* version 1$' || fail "remote embedder index: $out"
@@ -116,16 +117,17 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-rport=$((20000 + RANDOM % 20000))
+rport=$(free_port)
 python3 "$work/rerank.py" "$rport" &
 rr=$!
 trap 'kill $rr 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do curl -s -o /dev/null -X POST -d '{"texts":[]}' "http://127.0.0.1:$rport/rerank" && break; sleep 0.1; done
+for _ in $(seq 100); do curl -s -o /dev/null -X POST -d '{"texts":[]}' "http://127.0.0.1:$rport/rerank" && break; sleep 0.1; done
 out=$("$mg" search --index "$work/idx" --mode bm25 --format trec deploy | awk '{print $3}' | tr '\n' ' ')
 expect_eq "$out" "pub-1 $work/docs/keys.md " "before re-ranking"
 for style in cohere tei; do
   out=$("$mg" search --index "$work/idx" --mode bm25 --rerank-url "http://127.0.0.1:$rport/rerank" \
-    --rerank-style $style --format json deploy | sed 's/.*"doc_id":"\([^"]*\)".*"rerank":\([0-9.]*\).*/\1 \2/' | tr '\n' ' ')
+    --rerank-style $style --format json deploy |
+    python3 -c 'import json, sys; print(" ".join("%s %s" % (h["doc_id"], h["scores"]["rerank"]) for h in map(json.loads, sys.stdin)), end=" ")')
   expect_eq "$out" "$work/docs/keys.md 0.9 pub-1 0.1 " "re-ranked by the API ($style)"
 done
 set +e
