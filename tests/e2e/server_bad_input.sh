@@ -160,6 +160,14 @@ check("stream handler started", after["streams"]["started"] == before["streams"]
 check("handler cancelled when the client left (no task left behind)",
       after["live_tasks"] == before["live_tasks"] and after["streams"]["cancelled_after"] == 0, (before, after))
 
+# a client that leaves while its handler waits (no bytes written yet): cancelled at once
+s = connect()
+s.sendall(b"GET /slow?s=0.8 HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-2\r\n\r\n")
+time.sleep(0.2)
+s.close()
+time.sleep(0.2)
+check("waiting handler cancelled when the client left", stats()["live_tasks"] == before["live_tasks"])
+
 # a slow reader of an 8 MiB response: res:write waits (backpressure), nothing is lost
 s = connect()
 s.sendall(b"GET /big?mb=8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -187,6 +195,8 @@ import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 gone = [l for l in lines if l.get("request_id") == "gone-1" and l.get("msg") == "request"]
 assert gone and gone[0]["status"] == 499 and gone[0]["path"] == "/stream-forever", gone
+gone2 = [l for l in lines if l.get("request_id") == "gone-2" and l.get("msg") == "request"]
+assert gone2 and gone2[0]["status"] == 499 and 150 <= gone2[0]["duration_ms"] < 600, gone2
 bad = [l for l in lines if l.get("msg") == "request" and l["status"] == 431]
 assert bad and bad[0]["error"] == "too many header fields", bad
 print("ok: 499 and error statuses in the access log")
