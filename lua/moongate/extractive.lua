@@ -61,12 +61,15 @@ function M.answer(req)
       ix:close()
       error("context " .. ci .. " needs a text", 2)
     end
-    for si, s in ipairs(chunker.sentences(c.text)) do
-      local key = s:lower():gsub("%s+", " ")
+    -- code blocks and table rows do not read as answers: left out
+    local prose = c.text:gsub("\n?```.-```", "\n\n"):gsub("\n?~~~.-~~~", "\n\n")
+    for si, s in ipairs(chunker.sentences(prose)) do
+      s = s:gsub("%s+", " ")
+      local key = s:lower()
       if not seen_text[key] then
         seen_text[key] = true
         -- headings count for the terms' rarity but are never quoted as an answer
-        sents[#sents + 1] = { ctx = ci, pos = si, text = s, heading = s:match("^#+%s") ~= nil }
+        sents[#sents + 1] = { ctx = ci, pos = si, text = s, heading = s:match("^#+%s") ~= nil or s:match("^|") ~= nil }
         ix:add(s)
       end
     end

@@ -294,6 +294,12 @@ describe("extractive", function()
       "Payment is due within thirty days. [2]", r.text)
   end)
 
+  it("quotes prose, not code blocks or table rows", function()
+    local r = extractive.answer { question = "how to build the index", contexts = { { id = "x", source = "x.md",
+      text = "To build the index, run the index command.\n\n```sh\nmoongate index build the index\n```\n\n| build | index |" } } }
+    assert.are.equal("To build the index, run the index command. [1]", r.text)
+  end)
+
   it("says plainly when the context does not cover the question", function()
     assert.are.same({ text = "I don't know: the provided context does not cover this.", citations = {} },
       extractive.answer { question = "What is the capital of Peru?", contexts = contexts })
@@ -307,6 +313,12 @@ describe("rag_qa", function()
   local dir
   before_each(function() dir = tmpdir(); build(dir) end)
   after_each(function() store.remove_tree(dir) end)
+
+  it("re-ranks when asked", function()
+    local r = assert(rag.answer { question = "How do I rotate an API key?", index = dir, rerank = true })
+    assert.is_number(r.hits[1].scores.rerank)
+    assert.are.equal("keys", r.hits[1].doc_id)
+  end)
 
   it("answers from the index with citations (extractive default)", function()
     local r = assert(rag.answer { question = "How do I rotate an API key?", index = dir })
