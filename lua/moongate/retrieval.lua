@@ -257,8 +257,10 @@ function Index:search(q)
   if not k then return nil, mode end
   local t0 = clock()
   if self.refresh_interval and t0 - self.checked >= self.refresh_interval then
+    -- a version that cannot be loaded (yet) leaves the current one serving;
+    -- idx.refresh_error says why
     local ok, err = self:refresh()
-    if not ok then return nil, err end
+    self.refresh_error = not ok and err or nil
   end
   local snap = self.snap
   local tenant = q.tenant or ""
