@@ -73,9 +73,9 @@ if not qrels_path or not arg[2] then
   os.exit(2)
 end
 local qrels = read_qrels(qrels_path)
-print(string.format("%-28s %8s %10s %8s", "run", "nDCG@10", "Recall@100", "queries"))
+print(string.format("%-32s %8s %10s %8s", "run", "nDCG@10", "Recall@100", "queries"))
 for i = 2, #arg do
   local ndcg, rec, n = score(qrels, read_run(arg[i]))
   local name = arg[i]:match("([^/]+)$"):gsub("%.trec$", "")
-  print(string.format("%-28s %8.4f %10.4f %8d", name, ndcg, rec, n))
+  print(string.format("%-32s %8.4f %10.4f %8d", name, ndcg, rec, n))
 end
