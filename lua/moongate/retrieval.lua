@@ -230,6 +230,12 @@ function Index:query_embedder()
   return self.embedder
 end
 
+-- A hybrid setting: the query's, else its fusion table's, else the default.
+local function hybrid_setting(q, name)
+  if q.fusion and q.fusion[name] ~= nil then return q.fusion[name] end
+  return M.hybrid_defaults[name]
+end
+
 local function check_args(q)
   if type(q) ~= "table" then error("search takes a table: {query =, k =, ...}", 3) end
   if type(q.query) ~= "string" then return nil, "query must be a string" end
@@ -288,7 +294,7 @@ function Index:search(q)
   if mode == "bm25" or mode == "hybrid" then
     local raw = snap.bm25:search(q.query, depth, allowed.allow)
     local expand = q.expand
-    if expand == nil and mode == "hybrid" then expand = (q.fusion or M.hybrid_defaults).expand end
+    if expand == nil and mode == "hybrid" then expand = hybrid_setting(q, "expand") end
     if expand and #raw > 0 then
       local more = self:expansion_terms(snap, raw, expand)
       if #more > 0 then
@@ -311,7 +317,7 @@ function Index:search(q)
       local qv, known = emb.embed(q.query)
       if not qv then return nil, known end
       local prf = q.prf
-      if prf == nil and mode == "hybrid" then prf = (q.fusion or M.hybrid_defaults).prf end
+      if prf == nil and mode == "hybrid" then prf = hybrid_setting(q, "prf") end
       if prf and lists.bm25 and #lists.bm25 > 0 then
         -- pseudo-relevance feedback: move the query vector toward the vectors of the best
         -- BM25 hits, so that the dense list finds documents like those (Rocchio)
