@@ -534,7 +534,7 @@ static double opt_seconds(lua_State *L, int idx)
 }
 
 /* _http.request(method, url, header_lines, body|nil, timeout|nil, connect_timeout|nil, stream,
- *               max_redirects, max_body, stream_buffer)
+ *               max_redirects, max_body, stream_buffer, ca_file|nil, insecure)
  *   -> status, headers, body | status, headers, stream | nil, err, detail   [-0, +3, y]
  * Arguments are validated by lua/moongate/http.lua; this checks only what keeps C safe. */
 static int l_request(lua_State *L)
@@ -550,6 +550,8 @@ static int l_request(lua_State *L)
     long max_redirects = (long)luaL_optinteger(L, 8, 0);
     double max_body = luaL_optnumber(L, 9, 0);
     double stream_buffer = luaL_optnumber(L, 10, DEFAULT_STREAM_BUFFER);
+    const char *ca_file = luaL_optstring(L, 11, NULL);
+    int insecure = lua_toboolean(L, 12);
 
     mg_task *t = mg_task_current(L);
     if (!t) return luaL_error(L, "http.request: not in a task (use moongate.spawn or moongate run)");
@@ -617,6 +619,11 @@ static int l_request(lua_State *L)
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
+    if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+    if (insecure) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     if (connect_timeout > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000 + 0.5));
     if (max_redirects > 0) {
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);

@@ -6,7 +6,7 @@ local json = require "moongate.json"
 
 local home = require("moongate.base").home
 
-local tmp, UP, NGX, NGX2
+local tmp, UP, NGX, NGX2, TLS
 local pids = {}
 
 local function sh(cmd)
@@ -54,7 +54,9 @@ setup(function()
     tmp .. "/upstream.pid")
   UP = "http://127.0.0.1:" .. wait_for("the python upstream", function() return read_file(tmp .. "/port") end)
 
-  local port, second = free_port(), free_port()
+  local port, second, tls = free_port(), free_port(), free_port()
+  assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+    .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem 2>/dev/null"):format(tmp, tmp)) == 0)
   os.execute(("mkdir -p %s/www && head -c 16777216 /dev/zero | tr '\\0' x > %s/www/big.bin"):format(tmp, tmp))
   local conf = assert(io.open(tmp .. "/nginx.conf", "w"))
   local text = (([[
@@ -79,13 +81,21 @@ http {
     location /files/ { alias TMP/www/; }
     location = /short-keepalive { keepalive_timeout 200ms; default_type text/plain; return 200 "short\n"; }
   }
+  server {
+    listen 127.0.0.1:TLS ssl http2;
+    ssl_certificate TMP/cert.pem;
+    ssl_certificate_key TMP/key.pem;
+    location = /hello { default_type text/plain; return 200 "hello over tls\n"; }
+    location /files/ { alias TMP/www/; }
+  }
 }
-]]):gsub("TMP", tmp):gsub("PORT", port):gsub("SECOND", second))
+]]):gsub("TMP", tmp):gsub("PORT", port):gsub("SECOND", second):gsub("TLS", tls))
   conf:write(text)
   conf:close()
   spawn_bg(("nginx -e %s/nginx.log -p %s -c %s/nginx.conf"):format(tmp, tmp, tmp), tmp .. "/nginx.spawn.pid")
   NGX = "http://127.0.0.1:" .. port
   NGX2 = "http://127.0.0.1:" .. second   -- a connection pool of its own
+  TLS = "https://127.0.0.1:" .. tls
   wait_for("nginx", function()
     local res = http.request{ url = NGX .. "/hello", timeout = 1 }
     return res and res.status == 200
@@ -331,6 +341,48 @@ describe("http.request", function()
     assert.error_matches(function() http.request{ url = UP, body = 5 } end, "body must be a string", 1, true)
     assert.error_matches(function() http.request{ url = UP, method = "HEAD", body = "x" } end,
       "HEAD cannot carry a body", 1, true)
+  end)
+end)
+
+describe("http.request over TLS", function()
+  after_each(function()
+    assert.is_true(quiet(), "a transfer was left behind")
+  end)
+
+  it("verifies the certificate: an unknown issuer gives nil, \"tls failed\"", function()
+    local res, err = http.request{ url = TLS .. "/hello" }
+    assert.are.same({ nil, "tls failed" }, { res, err })
+  end)
+
+  it("trusts a given CA file, or nothing with insecure = true", function()
+    local res = assert(http.request{ url = TLS .. "/hello", ca_file = tmp .. "/cert.pem" })
+    assert.are.same({ 200, "hello over tls\n" }, { res.status, res.body })
+    res = assert(http.request{ url = TLS .. "/hello", insecure = true })
+    assert.are.same({ 200, "hello over tls\n" }, { res.status, res.body })
+  end)
+
+  it("multiplexes a burst of 100 requests onto one HTTP/2 connection", function()
+    assert(http.request{ url = TLS .. "/hello", insecure = true })   -- the connection, known as h2
+    local before = http.stats().connects
+    local hs, ok = {}, 0
+    for i = 1, 100 do
+      hs[i] = mg.spawn(function()
+        local res = http.request{ url = TLS .. "/hello", insecure = true }
+        return res and res.status
+      end)
+    end
+    for i = 1, 100 do if hs[i]:wait() == 200 then ok = ok + 1 end end
+    assert.are.equal(100, ok)
+    assert.are.equal(before, http.stats().connects)
+  end)
+
+  it("streams 16 MiB over HTTP/2 with backpressure", function()
+    local res = assert(http.request{ url = TLS .. "/files/big.bin", insecure = true, stream = true })
+    mg.sleep(0.3)
+    assert.are.equal(1, http.stats().paused)
+    local body = assert(res:read_all())
+    assert.are.equal(16777216, #body)
+    res:close()
   end)
 end)
 
