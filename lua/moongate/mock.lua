@@ -17,7 +17,7 @@ local M = {}
 local FAULT_KEYS = {
   status = "number", retry_after = "number", latency = "number", reset = "flag",
   stall = "flag", stall_first_byte = "number", cut_after = "number", malformed = "flag",
-  chunk_delay = "number", target = "string", none = "flag",
+  chunk_delay = "number", target = "string", none = "flag", answer_bytes = "number",
 }
 
 --- mock.parse_fault(spec) -> fault table | nil, err. spec: a string "k=v,flag,..." or a table
@@ -136,6 +136,7 @@ local function fnv1a(s)
 end
 
 local function hex8(n) return string.format("%08x", n) end
+local pad
 
 -- A value matching a JSON schema, built from the answer text (for tool arguments and
 -- response_format json_schema).
@@ -269,6 +270,18 @@ function M.answer_text(messages)
   local tools = trailing_tool_results(messages)
   if tools then text = text .. " [tool: " .. tools .. "]" end
   return text
+end
+
+-- answer_bytes=N (a shaping knob, not a fault): the answer repeated, space-separated, until it
+-- is at least N bytes long; a long stream for backpressure and cancellation tests.
+function pad(text, n)
+  if not n or #text >= n then return text end
+  local parts, len = { text }, #text
+  while len < n do
+    parts[#parts + 1] = text
+    len = len + #text + 1
+  end
+  return concat(parts, " ")
 end
 
 ---------------------------------------------------------------------------------------------
@@ -445,7 +458,7 @@ Mock.__index = Mock
 
 local function new_stats()
   return { requests = 0, chat = 0, embeddings = 0, models = 0, messages = 0, stream = 0,
-    faults = 0, errors = 0, by_fault = json.object() }
+    stream_events = 0, stream_finished = 0, faults = 0, errors = 0, by_fault = json.object() }
 end
 
 --- mock.new{fault=SPEC, latency=MS, name=NAME, models={...}, api_key=KEY} -> app
@@ -539,9 +552,17 @@ end
 
 -- Send SSE events (array of strings, each one whole event) honouring cut_after, chunk_delay
 -- and malformed. Returns true when the stream completed.
-local function send_events(res, f, events)
+-- Counted in the stats: events written (a write that returned, so accepted by the server) and
+-- streams finished; a client that goes away mid-stream leaves both short.
+local function send_events(mock, res, f, events)
   res:start(200, SSE_HEADERS)
-  for i, ev in ipairs(events) do
+  if type(events) == "table" then
+    local list, k = events, 0
+    events = function() k = k + 1 return list[k] end
+  end
+  local i = 0
+  for ev in events do
+    i = i + 1
     if f.cut_after and i > f.cut_after then
       drop(res)
       return false
@@ -550,8 +571,10 @@ local function send_events(res, f, events)
     if f.malformed and i == 2 then ev = "data: {\"id\": \"malformed\", \"choices\": [\n\n" end
     local ok = res:write(ev)
     if not ok then return false end
+    mock.stats.stream_events = mock.stats.stream_events + 1
   end
   res:finish()
+  mock.stats.stream_finished = mock.stats.stream_finished + 1
   return true
 end
 
@@ -623,7 +646,7 @@ function Mock:chat(req, res, body, f)
   local prompt_tokens = count_messages(messages, model)
 
   local tool = pick_tool(body.tools, body.tool_choice, trailing_tool_results(messages) ~= nil)
-  local text = M.answer_text(messages)
+  local text = pad(M.answer_text(messages), f.answer_bytes)
   local finish = "stop"
   local content, tool_call
   if tool then
@@ -645,52 +668,57 @@ function Mock:chat(req, res, body, f)
     if cut2 then finish = "length" end
     content = text
   end
-  local completion_tokens = tool_call
-    and count_text(tool_call["function"].name) + count_text(tool_call["function"].arguments) + 3
-    or count_text(content)
-  completion_tokens = completion_tokens * n
-  local usage = { prompt_tokens = prompt_tokens, completion_tokens = completion_tokens,
-    total_tokens = prompt_tokens + completion_tokens,
-    prompt_tokens_details = { cached_tokens = 0, audio_tokens = 0 },
-    completion_tokens_details = { reasoning_tokens = 0, audio_tokens = 0,
-      accepted_prediction_tokens = 0, rejected_prediction_tokens = 0 } }
+  -- Usage is counted when needed: a long streamed answer starts before its tokens are counted.
+  local function usage()
+    local completion_tokens = tool_call
+      and count_text(tool_call["function"].name) + count_text(tool_call["function"].arguments) + 3
+      or count_text(content)
+    completion_tokens = completion_tokens * n
+    return { prompt_tokens = prompt_tokens, completion_tokens = completion_tokens,
+      total_tokens = prompt_tokens + completion_tokens,
+      prompt_tokens_details = { cached_tokens = 0, audio_tokens = 0 },
+      completion_tokens_details = { reasoning_tokens = 0, audio_tokens = 0,
+        accepted_prediction_tokens = 0, rejected_prediction_tokens = 0 } }
+  end
 
   if body.stream == true then
     self.stats.stream = self.stats.stream + 1
-    local events = {}
-    local function chunk(choices, u)
-      local c = { id = cid, object = "chat.completion.chunk", created = created, model = model,
-        system_fingerprint = "fp_mock", choices = json.array(choices) }
-      if u ~= nil then c.usage = u end
-      events[#events + 1] = "data: " .. json.encode(c) .. "\n\n"
-    end
     local include_usage = type(body.stream_options) == "table" and body.stream_options.include_usage == true
     local nul = include_usage and json.null or nil
-    for i = 0, n - 1 do
-      if tool_call then
-        chunk({ { index = i, delta = { role = "assistant", content = json.null,
-          tool_calls = { { index = 0, id = tool_call.id, type = "function",
-            ["function"] = { name = tool_call["function"].name, arguments = "" } } } },
-          logprobs = json.null, finish_reason = json.null } }, nul)
-        for _, p in ipairs(pieces(tool_call["function"].arguments)) do
-          chunk({ { index = i, delta = { tool_calls = { { index = 0,
-            ["function"] = { arguments = p } } } }, logprobs = json.null, finish_reason = json.null } }, nul)
-        end
-      else
-        chunk({ { index = i, delta = { role = "assistant", content = "", refusal = json.null },
-          logprobs = json.null, finish_reason = json.null } }, nul)
-        if content ~= "" then
-          for _, p in ipairs(pieces(content)) do
-            chunk({ { index = i, delta = { content = p }, logprobs = json.null,
-              finish_reason = json.null } }, nul)
+    -- Events are made as they are sent, so the first byte does not wait for the last event.
+    local events = coroutine.wrap(function()
+      local function chunk(choices, u)
+        local c = { id = cid, object = "chat.completion.chunk", created = created, model = model,
+          system_fingerprint = "fp_mock", choices = json.array(choices) }
+        if u ~= nil then c.usage = u end
+        coroutine.yield("data: " .. json.encode(c) .. "\n\n")
+      end
+      for i = 0, n - 1 do
+        if tool_call then
+          chunk({ { index = i, delta = { role = "assistant", content = json.null,
+            tool_calls = { { index = 0, id = tool_call.id, type = "function",
+              ["function"] = { name = tool_call["function"].name, arguments = "" } } } },
+            logprobs = json.null, finish_reason = json.null } }, nul)
+          for _, p in ipairs(pieces(tool_call["function"].arguments)) do
+            chunk({ { index = i, delta = { tool_calls = { { index = 0,
+              ["function"] = { arguments = p } } } }, logprobs = json.null, finish_reason = json.null } }, nul)
+          end
+        else
+          chunk({ { index = i, delta = { role = "assistant", content = "", refusal = json.null },
+            logprobs = json.null, finish_reason = json.null } }, nul)
+          for p in content:gmatch("%S*%s*") do
+            if p ~= "" then
+              chunk({ { index = i, delta = { content = p }, logprobs = json.null,
+                finish_reason = json.null } }, nul)
+            end
           end
         end
+        chunk({ { index = i, delta = json.object(), logprobs = json.null, finish_reason = finish } }, nul)
       end
-      chunk({ { index = i, delta = json.object(), logprobs = json.null, finish_reason = finish } }, nul)
-    end
-    if include_usage then chunk({}, usage) end
-    events[#events + 1] = "data: [DONE]\n\n"
-    send_events(res, f, events)
+      if include_usage then chunk({}, usage()) end
+      coroutine.yield("data: [DONE]\n\n")
+    end)
+    send_events(self, res, f, events)
     return nil
   end
 
@@ -702,7 +730,7 @@ function Mock:chat(req, res, body, f)
       finish_reason = finish }
   end
   local out = { id = cid, object = "chat.completion", created = created, model = model,
-    system_fingerprint = "fp_mock", choices = choices, usage = usage }
+    system_fingerprint = "fp_mock", choices = choices, usage = usage() }
   return send_body(res, f, json.encode(out))
 end
 
@@ -779,7 +807,7 @@ function Mock:anthropic(req, res, body, f)
   local choice = body.tool_choice
   local tool = pick_tool(body.tools, type(choice) == "table" and (choice.type == "tool" and choice
     or choice.type) or nil, results ~= nil)
-  local text = M.answer_text(messages)
+  local text = pad(M.answer_text(messages), f.answer_bytes)
   local stop_reason, stop_sequence = "end_turn", json.null
   local blocks = {}
   if tool then
@@ -840,7 +868,7 @@ function Mock:anthropic(req, res, body, f)
     ev("message_delta", { type = "message_delta", delta = { stop_reason = stop_reason,
       stop_sequence = stop_sequence }, usage = { output_tokens = output_tokens } })
     ev("message_stop", { type = "message_stop" })
-    send_events(res, f, events)
+    send_events(self, res, f, events)
     return nil
   end
 

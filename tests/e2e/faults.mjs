@@ -4,6 +4,7 @@
 // never exceed the cap, an open breaker keeps traffic off a dead provider, and a probe goes
 // through after the cool-down.
 import { test, before, after } from "node:test";
+import http from "node:http";
 import assert from "node:assert/strict";
 import { requireBinary, startMock, startGateway, writeConfig, stop, chat, sseEvents } from "./lib/mockenv.mjs";
 
@@ -176,6 +177,37 @@ test("malformed stream data after the first bytes: an error event, no [DONE]", a
   const ev = sseEvents(r.text.replace(/data: \{"id": "malformed".*\n\n/, ""));
   assert.notEqual(ev.at(-1), "[DONE]");
   assert.ok(ev.at(-1).error, `last event: ${JSON.stringify(ev.at(-1))}`);
+});
+
+// A stream read by hand with node:http, so the test decides when (and whether) to read.
+function openStream(gwBase, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${gwBase}/v1/chat/completions`, {
+      method: "POST", headers: { "content-type": "application/json" },
+    }, resolve);
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test("a client that disconnects mid-stream cancels the upstream transfer", async () => {
+  await resetCounts();
+  // about 40 events, 100 ms apart: 4 s if nobody stopped it
+  const res = await openStream(gw.base, { model: "default", stream: true,
+    messages: question("one two three four five six seven eight nine ten"),
+    mock: { chunk_delay: 100, answer_bytes: 150 } });
+  assert.equal(res.statusCode, 200);
+  await new Promise((r) => res.once("data", r));
+  res.destroy();
+  await sleep(800);
+  const s1 = await primary.stats();
+  await sleep(700);
+  const s2 = await primary.stats();
+  assert.equal(s2.stream, 1);
+  assert.equal(s2.stream_finished, 0, "the upstream stream ran to its end");
+  assert.ok(s1.stream_events <= 4, `${s1.stream_events} events sent 0.8 s after the client left`);
+  assert.equal(s2.stream_events, s1.stream_events, "the upstream kept streaming");
 });
 
 test("retries stop at the cap", async () => {

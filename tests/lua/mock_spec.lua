@@ -218,6 +218,19 @@ describe("mock", function()
     assert.are.equal(0, s.requests)
   end)
 
+  it("pads the answer to answer_bytes and counts stream events", function()
+    local app = mock.new{}
+    local b = { model = "m", messages = { { role = "user", content = "hi" } }, mock = { answer_bytes = 40 } }
+    local v = json.decode(call(app, req("POST", "/v1/chat/completions", b)).body)
+    assert.are.equal("mock answer: hi mock answer: hi mock answer: hi", v.choices[1].message.content)
+    b.stream = true
+    local _, res = call(app, req("POST", "/v1/chat/completions", b))
+    local s = json.decode(call(app, req("GET", "/mock/stats")).body)
+    assert.are.equal(#res.chunks, s.stream_events)
+    assert.are.equal(1, s.stream_finished)
+    assert.are.equal(0, s.faults)
+  end)
+
   it("lists models and rejects bad requests in OpenAI's shape", function()
     local app = mock.new{}
     local v = json.decode(call(app, req("GET", "/v1/models")).body)
