@@ -1153,6 +1153,21 @@ static int l_res_finish(lua_State *L)
     return 1;
 }
 
+/* res:abort() -> true: drop the connection now, without (the rest of) an answer; the close is
+ * a TCP reset (SO_LINGER 0). Logged with status 444. Idempotent.   [-0, +1, -] */
+static int l_res_abort(lua_State *L)
+{
+    res *r = check_res(L);
+    conn *c = r->c;
+    if (c) {
+        struct linger lg = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        conn_free(c, 444, "aborted by the handler");
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* res.started, res.finished, res.id, or a method   [-0, +1, -] */
 static int l_res_index(lua_State *L)
 {
@@ -1593,7 +1608,8 @@ MG_API int luaopen_moongate__http_server(lua_State *L)
     if (luaL_newmetatable(L, RES_MT)) {
         static const luaL_Reg m[] = {{"send", l_res_send}, {"error", l_res_error},
                                      {"start", l_res_start}, {"write", l_res_write},
-                                     {"finish", l_res_finish}, {NULL, NULL}};
+                                     {"finish", l_res_finish}, {"abort", l_res_abort},
+                                     {NULL, NULL}};
         lua_newtable(L);
         luaL_register(L, NULL, m);
         lua_pushcclosure(L, l_res_index, 1);

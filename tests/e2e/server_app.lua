@@ -91,6 +91,17 @@ routes["/big"] = function(req, res)
   res:finish()
 end
 
+routes["/abort"] = function(req, res)
+  if req.args.after then
+    res:start(200, { ["content-type"] = "text/plain" })
+    res:write("partial")
+  end
+  res:abort()
+  assert(res.finished)
+  assert(res:abort())                                 -- idempotent
+  streams.after_abort = select(2, res:write("x")) or "sent"   -- "closed"
+end
+
 routes["/stream-raise"] = function(req, res)
   res:start(200, { ["content-type"] = "text/event-stream" })
   res:write("data: 1\n\n")

@@ -184,6 +184,23 @@ s.close()
 time.sleep(0.3)
 check("no task left after the slow reader left", stats()["live_tasks"] == before["live_tasks"])
 
+# res:abort(): the connection is reset, before or during the answer
+for path in (b"/abort", b"/abort?after=1"):
+    s = connect()
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Request-Id: abort-1\r\n\r\n")
+    got, reset = b"", False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        reset = True
+    s.close()
+    check("res:abort resets the connection (%s)" % path.decode(), reset and b"\r\n0\r\n\r\n" not in got, got)
+check("writes after abort say closed", stats()["streams"].get("after_abort") == "closed")
+
 # after all this the server still answers
 check("still answering", exchange(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[2] == b"hello")
 done()
@@ -199,7 +216,9 @@ gone2 = [l for l in lines if l.get("request_id") == "gone-2" and l.get("msg") ==
 assert gone2 and gone2[0]["status"] == 499 and 150 <= gone2[0]["duration_ms"] < 600, gone2
 bad = [l for l in lines if l.get("msg") == "request" and l["status"] == 431]
 assert bad and bad[0]["error"] == "too many header fields", bad
-print("ok: 499 and error statuses in the access log")
+ab = [l for l in lines if l.get("request_id") == "abort-1" and l.get("msg") == "request"]
+assert len(ab) == 2 and all(l["status"] == 444 and l["error"] == "aborted by the handler" for l in ab), ab
+print("ok: 499, 444 and error statuses in the access log")
 PY
 alive
 stop_server
