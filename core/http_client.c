@@ -49,6 +49,9 @@ typedef struct xfer {
     ev_timer idle;           /* res:read()'s idle timeout */
     char errbuf[CURL_ERROR_SIZE];
     char detail[64];         /* our own detail for abort_err */
+    char *req_body;          /* a request body, sent through read_cb (see seek_cb) */
+    size_t req_len, req_off;
+    int answered;            /* response bytes arrived since the body was last (re)sent */
 } xfer;
 
 typedef struct sockw {
@@ -138,6 +141,7 @@ static void xfer_free(xfer *x)
     if (x->stream) st.buffered -= (int64_t)x->body.len;
     buf_free(&x->hdr);
     buf_free(&x->body);
+    free(x->req_body);
     free(x);
 }
 
@@ -348,6 +352,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud)
 {
     xfer *x = ud;
     size_t len = size * n;
+    x->answered = 1;
     if (x->headers_done) return len;   /* trailers */
     if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
         /* a new response (1xx, a redirect, the final one): start over */
@@ -400,6 +405,34 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
     x->headers_done = 1;
     if (x->waiting == W_READ || x->waiting == W_HEADERS) pending_add(x);
     return len;
+}
+
+static size_t read_cb(char *p, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t want = size * n, left = x->req_len - x->req_off;
+    if (want > left) want = left;
+    memcpy(p, x->req_body + x->req_off, want);
+    x->req_off += want;
+    return want;
+}
+
+/* curl rewinds the body to send it again: legitimately after a response (a 307/308 redirect,
+ * an auth challenge), but also when a reused connection died before any answer ("Connection
+ * died, retrying a fresh connect"). The upstream may have acted on that request: resending a
+ * POST behind the caller's back would bypass its retry policy, so that case fails as "reset". */
+static int seek_cb(void *ud, curl_off_t off, int origin)
+{
+    xfer *x = ud;
+    if (origin != SEEK_SET || off < 0 || (size_t)off > x->req_len) return CURL_SEEKFUNC_CANTSEEK;
+    if (!x->answered) {
+        x->abort_err = "reset";
+        snprintf(x->detail, sizeof x->detail, "connection lost before any response (not resent)");
+        return CURL_SEEKFUNC_FAIL;
+    }
+    x->answered = 0;
+    x->req_off = (size_t)off;
+    return CURL_SEEKFUNC_OK;
 }
 
 static curl_socket_t open_socket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
@@ -631,9 +664,24 @@ static int l_request(lua_State *L)
     }
     if (!strcmp(method, "HEAD")) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else if (body) {
+    } else if (body && body_len) {
+        x->req_body = malloc(body_len);
+        if (!x->req_body) {
+            xfer_free(x);
+            return luaL_error(L, "out of memory");
+        }
+        memcpy(x->req_body, body, body_len);
+        x->req_len = body_len;
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_cb);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
+        if (strcmp(method, "POST")) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    } else if (body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, "");
         if (strcmp(method, "POST")) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET")) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);

@@ -294,6 +294,21 @@ describe("http.request", function()
     assert.are.same({ nil, "reset" }, { res, err })
   end)
 
+  it("does not resend a request with a body when its reused connection dies unanswered", function()
+    local function hits()
+      return tonumber(assert(http.request{ url = UP .. "/hits?path=/reset-reused" }).body)
+    end
+    assert(http.request{ url = UP .. "/echo" })   -- leaves a kept-alive connection to reuse
+    local before = hits()
+    assert.are.same({ nil, "reset", "connection lost before any response (not resent)" },
+      { http.request{ method = "POST", url = UP .. "/reset-reused", body = "x" } })
+    assert.are.equal(before + 1, hits())
+    -- without a body, libcurl's resend on a fresh connection stands (GET is idempotent)
+    local res = assert(http.request{ url = UP .. "/reset-reused" })
+    assert.are.equal("first", res.body)
+    assert.are.equal(before + 3, hits())
+  end)
+
   it("a server that closes early gives nil, \"closed\"", function()
     assert.are.same({ nil, "closed", "Empty reply from server" }, { http.request{ url = UP .. "/close" } })
     assert.are.same({ nil, "closed", "transfer closed with 90 bytes remaining to read" },
@@ -307,6 +322,9 @@ describe("http.request", function()
     res = assert(http.request{ url = UP .. "/redirect?n=2", redirects = 3 })
     assert.are.equal(200, res.status)
     assert.are.equal("/echo", json.decode(res.body).path)
+    local got = json.decode(assert(http.request{ method = "POST", url = UP .. "/redirect307", body = "again",
+      redirects = 1 }).body)
+    assert.are.same({ "POST", "/echo", "again" }, { got.method, got.path, got.body })
     local r2, err = http.request{ url = UP .. "/redirect?n=5", redirects = 2 }
     assert.are.same({ nil, "too many redirects" }, { r2, err })
   end)

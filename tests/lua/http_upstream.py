@@ -14,8 +14,11 @@ until killed. Routes:
   /stream?n=N&gap=G  chunked: N chunks "chunk i\\n", G seconds apart
   /big?mb=M          M MiB of 'x', Content-Length set, written as fast as the client takes it
   /redirect?n=N      302 to /redirect?n=N-1 ... to /echo
+  /redirect307       307 to /echo (the body must be sent again)
   /headers           repeated headers, padded values
   /huge-headers      400 KB of response headers
+  /reset-reused      200 on a connection's first request, a reset on any later one
+  /hits?path=P       how many requests P received
 """
 import json
 import socket
@@ -25,6 +28,9 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+HITS = {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -53,6 +59,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _route(self):
+        self.served = getattr(self, "served", 0) + 1   # requests on this connection
         u = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         body = self._body()
@@ -125,12 +132,22 @@ class Handler(BaseHTTPRequestHandler):
             n = int(q.get("n", 1))
             loc = "/echo" if n <= 1 else "/redirect?n=%d" % (n - 1)
             self._send(302, b"moved", extra=[("Location", loc)])
+        elif p == "/reset-reused":
+            HITS[p] = HITS.get(p, 0) + 1
+            if self.served > 1:
+                self._rst()
+            else:
+                self._send(200, b"first")
+        elif p == "/hits":
+            self._send(200, str(HITS.get(q.get("path"), 0)).encode())
         elif p == "/huge-headers":
             self.send_response(200)
             for i in range(400):
                 self.send_header("X-Filler-%d" % i, "y" * 1000)
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif p == "/redirect307":
+            self._send(307, b"again", extra=[("Location", "/echo")])
         elif p == "/headers":
             raw = (b"HTTP/1.1 200 OK\r\nX-Multi: a\r\nX-Multi: b\r\nX-Spaced:   v  \r\n"
                    b"Set-Cookie: c=1\r\nSet-Cookie: d=2\r\nContent-Length: 2\r\n\r\nok")
