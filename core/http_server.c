@@ -1153,15 +1153,18 @@ static int l_res_finish(lua_State *L)
     return 1;
 }
 
-/* res:abort() -> true: drop the connection now, without (the rest of) an answer; the close is
- * a TCP reset (SO_LINGER 0). Logged with status 444. Idempotent.   [-0, +1, -] */
+/* res:abort() -> true: drop the connection now, without (the rest of) an answer. Before any
+ * byte of the answer the close is a TCP reset (SO_LINGER 0); after res:start it is a plain close,
+ * so the client sees a truncated body. Logged with status 444. Idempotent.   [-0, +1, -] */
 static int l_res_abort(lua_State *L)
 {
     res *r = check_res(L);
     conn *c = r->c;
     if (c) {
-        struct linger lg = {1, 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        if (!r->started) {
+            struct linger lg = {1, 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
         conn_free(c, 444, "aborted by the handler");
     }
     lua_pushboolean(L, 1);
