@@ -129,53 +129,61 @@ static int utf8_seq(const unsigned char *s, size_t avail) {
 static int enc_string(jenc *e, const char *str, size_t len) {
     jbuf *b = e->b;
     const unsigned char *s = (const unsigned char *)str, *end = s + len;
-    /* Worst case: every byte becomes \u00XX or \ufffd (6 bytes) + quotes. */
-    if (len > (SIZE_MAX - 2) / 6 || jbuf_reserve(b, len * 6 + 2)) {
-        e->err = "out of memory";
-        return -1;
-    }
-    char *o = b->p + b->n;
-    *o++ = '"';
+    if (jbuf_reserve(b, 1)) goto oom;
+    b->p[b->n++] = '"';
     while (s < end) {
-        const unsigned char *run = s;
-        while (s < end && enc_class[*s] == 0) s++;
-        if (s > run) {
-            memcpy(o, run, (size_t)(s - run));
-            o += s - run;
-            if (s == end) break;
-        }
-        unsigned c = *s;
-        if (enc_class[c] == 1) {
-            *o++ = '\\';
-            switch (c) {
-            case '"': *o++ = '"'; break;
-            case '\\': *o++ = '\\'; break;
-            case '\n': *o++ = 'n'; break;
-            case '\r': *o++ = 'r'; break;
-            case '\t': *o++ = 't'; break;
-            case '\b': *o++ = 'b'; break;
-            case '\f': *o++ = 'f'; break;
-            default:
-                *o++ = 'u', *o++ = '0', *o++ = '0';
-                *o++ = hexdig[c >> 4], *o++ = hexdig[c & 15];
+        /* Reserve for the worst case (every byte becomes \u00XX or \ufffd: 6 bytes) one
+         * segment at a time, so a 20 MB string does not ask for 120 MB up front. A UTF-8
+         * sequence may run up to 3 bytes past the segment. */
+        size_t chunk = (size_t)(end - s) < 65536 ? (size_t)(end - s) : 65536;
+        if (jbuf_reserve(b, (chunk + 3) * 6 + 1)) goto oom;
+        const unsigned char *seg_end = s + chunk;
+        char *o = b->p + b->n;
+        while (s < seg_end) {
+            const unsigned char *run = s;
+            while (s < seg_end && enc_class[*s] == 0) s++;
+            if (s > run) {
+                memcpy(o, run, (size_t)(s - run));
+                o += s - run;
+                if (s == seg_end) break;
             }
-            s++;
-        } else {
-            int n = utf8_seq(s, (size_t)(end - s));
-            if (n > 0) {
-                memcpy(o, s, (size_t)n);
-                o += n;
-                s += n;
+            unsigned c = *s;
+            if (enc_class[c] == 1) {
+                *o++ = '\\';
+                switch (c) {
+                case '"': *o++ = '"'; break;
+                case '\\': *o++ = '\\'; break;
+                case '\n': *o++ = 'n'; break;
+                case '\r': *o++ = 'r'; break;
+                case '\t': *o++ = 't'; break;
+                case '\b': *o++ = 'b'; break;
+                case '\f': *o++ = 'f'; break;
+                default:
+                    *o++ = 'u', *o++ = '0', *o++ = '0';
+                    *o++ = hexdig[c >> 4], *o++ = hexdig[c & 15];
+                }
+                s++;
             } else {
-                memcpy(o, "\\ufffd", 6);
-                o += 6;
-                s += -n;
+                int n = utf8_seq(s, (size_t)(end - s));
+                if (n > 0) {
+                    memcpy(o, s, (size_t)n);
+                    o += n;
+                    s += n;
+                } else {
+                    memcpy(o, "\\ufffd", 6);
+                    o += 6;
+                    s += -n;
+                }
             }
         }
+        b->n = (size_t)(o - b->p);
     }
-    *o++ = '"';
-    b->n = (size_t)(o - b->p);
+    if (jbuf_reserve(b, 1)) goto oom;
+    b->p[b->n++] = '"';
     return 0;
+oom:
+    e->err = "out of memory";
+    return -1;
 }
 
 static char *fmt_u64(char *end, uint64_t v) {

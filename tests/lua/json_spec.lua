@@ -67,6 +67,18 @@ describe("moongate.json", function()
       assert.equal('"ab\\ufffd"', json.encode("ab\240\159\152"))
     end)
 
+    it("handles long strings across its 64 KiB output segments", function()
+      for _, pre in ipairs({ 65533, 65534, 65535, 65536 }) do
+        for _, piece in ipairs({ "\240\159\152\128", "\226\130\172", "\0", '"' }) do
+          local s = string.rep("a", pre) .. piece .. string.rep("b", 70000) .. piece
+          assert.equal(s, json.decode(assert(json.encode(s))))
+        end
+        local s = string.rep("a", pre) .. "\255" .. string.rep("b", 10) .. "\240\159"
+        assert.equal(string.rep("a", pre) .. "\239\191\189" .. string.rep("b", 10) .. "\239\191\189",
+          json.decode(assert(json.encode(s))))
+      end
+    end)
+
     it("prints arrays, objects and the empty-table marks", function()
       assert.equal("[1,2,3]", json.encode({ 1, 2, 3 }))
       assert.equal('{"a":1}', json.encode({ a = 1 }))
