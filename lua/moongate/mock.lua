@@ -385,69 +385,16 @@ M.error_response = error_response
 
 local SSE_HEADERS = { ["content-type"] = "text/event-stream", ["cache-control"] = "no-cache" }
 
--- The `reset` fault needs to close a connection before any byte of an answer, which the
--- server's response API does not offer (no res:abort). So: find the request's socket by its
--- peer address, set SO_LINGER 0 and shut its reading side. The server's read watcher then sees
--- end of input, takes the client for gone (cancelling this handler) and closes the socket,
--- which with linger 0 sends a TCP reset.
-pcall(ffi.cdef, [[
-int getpeername(int sockfd, void *addr, uint32_t *addrlen);
-int getsockopt(int sockfd, int level, int optname, void *optval, uint32_t *optlen);
-int setsockopt(int sockfd, int level, int optname, const void *optval, uint32_t optlen);
-int shutdown(int sockfd, int how);
-const char *inet_ntop(int af, const void *src, char *dst, uint32_t size);
-]])
-local SOL_SOCKET, SO_TYPE, SO_LINGER, SOCK_STREAM, SHUT_RD = 1, 3, 13, 1, 0
-local AF_INET, AF_INET6 = 2, 10
-
-local function peer_of(fd, buf, len, name)
-  len[0] = 128
-  if ffi.C.getpeername(fd, buf, len) ~= 0 then return nil end
-  local family = ffi.cast("uint16_t *", buf)[0]
-  local b = ffi.cast("uint8_t *", buf)
-  if family == AF_INET then
-    if ffi.C.inet_ntop(AF_INET, b + 4, name, 64) == nil then return nil end
-    return ffi.string(name) .. ":" .. (b[2] * 256 + b[3])
-  elseif family == AF_INET6 then
-    if ffi.C.inet_ntop(AF_INET6, b + 8, name, 64) == nil then return nil end
-    return "[" .. ffi.string(name) .. "]:" .. (b[2] * 256 + b[3])
-  end
-  return nil
+-- Close the client's connection without (the rest of) an answer: a TCP reset by the server.
+local function drop(res)
+  res:abort()
 end
 
-local function reset_socket(remote)
-  if type(remote) ~= "string" then return false end
-  local buf, len = ffi.new("uint8_t[128]"), ffi.new("uint32_t[1]")
-  local name, opt = ffi.new("char[64]"), ffi.new("int[2]")
-  for fd = 3, 65535 do
-    len[0] = 4
-    if ffi.C.getsockopt(fd, SOL_SOCKET, SO_TYPE, opt, len) == 0 and opt[0] == SOCK_STREAM
-      and peer_of(fd, buf, len, name) == remote then
-      opt[0], opt[1] = 1, 0   -- struct linger { l_onoff = 1, l_linger = 0 }
-      ffi.C.setsockopt(fd, SOL_SOCKET, SO_LINGER, opt, 8)
-      return ffi.C.shutdown(fd, SHUT_RD) == 0
-    elseif fd > 1024 and ffi.errno() == 9 then   -- EBADF past the usual range: no more fds
-      return false
-    end
-  end
-  return false
-end
-
--- Close the client's connection without a (complete) answer. Started: raising makes the server
--- cut the connection instead of finishing the response. Not started: a reset (see above); if the
--- socket cannot be found, a head announcing a body that never comes, then the cut.
-local function drop(res, req)
-  if res.abort then
-    res:abort()
-    return
-  end
-  if not res.started and req and reset_socket(req.remote) then
-    mg.sleep(5)   -- the server cancels this task as soon as it sees the socket's end
-  end
-  if not res.started then
-    res:start(200, { ["content-type"] = "application/json", ["content-length"] = "4096" })
-  end
-  error("mock fault: connection cut", 0)
+-- End a started response early with an orderly close, so the client still receives what was
+-- written (a reset could discard it): raising after the head makes the server cut the
+-- connection instead of finishing the response.
+local function cut(res)
+  error("mock fault: cut_after", 0)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -527,7 +474,7 @@ function Mock:pre_fault(f, req, res, anthropic)
   sleep_ms(f.latency)
   sleep_ms(f.stall_first_byte)
   if f.reset then
-    drop(res, req)
+    drop(res)
     return false
   end
   if f.status and f.status >= 300 then
@@ -563,10 +510,7 @@ local function send_events(mock, res, f, events)
   local i = 0
   for ev in events do
     i = i + 1
-    if f.cut_after and i > f.cut_after then
-      drop(res)
-      return false
-    end
+    if f.cut_after and i > f.cut_after then cut(res) end
     if i > 1 then sleep_ms(f.chunk_delay) end
     if f.malformed and i == 2 then ev = "data: {\"id\": \"malformed\", \"choices\": [\n\n" end
     local ok = res:write(ev)
@@ -587,8 +531,7 @@ local function send_body(res, f, body)
   end
   res:start(200, { ["content-type"] = "application/json", ["content-length"] = tostring(#body) })
   res:write(body:sub(1, min(#body - 1, f.cut_after)))
-  drop(res)
-  return false
+  cut(res)
 end
 
 local function as_array(v)
