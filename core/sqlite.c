@@ -46,6 +46,9 @@ struct mg_stmt {
 /* Registry keys of the FFI hooks set by lua/moongate/sqlite.lua. */
 static char key_i64_from_string, key_cdata_to_string;
 
+/* Live objects, for leak checks in tests (one Lua state per process). */
+static long live_connections, live_statements;
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static const char *code_name(int rc) {
@@ -235,12 +238,14 @@ static void db_close(mg_db *d) {
         sqlite3_finalize(s->st);
         s->st = NULL;
         s->owner = NULL;
+        live_statements--;
     }
     d->stmts = NULL;
     sqlite3_stmt *st;
     while ((st = sqlite3_next_stmt(d->db, NULL))) sqlite3_finalize(st);
     sqlite3_close_v2(d->db);
     d->db = NULL;
+    live_connections--;
 }
 
 /* _sqlite.open(path, readonly, busy_ms) -> db | nil, err, code   [-0, +1|3, m] */
@@ -266,6 +271,7 @@ static int l_open(lua_State *L) {
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, busy_ms);
     d->db = db;
+    live_connections++;
     return 1;
 }
 
@@ -379,6 +385,7 @@ static int l_db_prepare(lua_State *L) {
     if (rc != SQLITE_OK) return push_error(L, d->db, rc);
     s->st = st;
     s->owner = d;
+    live_statements++;
     s->ncols = sqlite3_column_count(st);
     s->next = d->stmts;
     if (d->stmts) d->stmts->prev = s;
@@ -432,6 +439,7 @@ static void stmt_finalize(mg_stmt *s) {
     if (!s->st) return;
     sqlite3_finalize(s->st);
     s->st = NULL;
+    live_statements--;
     mg_db *d = s->owner;
     if (d) {
         if (s->prev) s->prev->next = s->next;
@@ -519,6 +527,17 @@ static int l_set_hooks(lua_State *L) {
     return 0;
 }
 
+/* _sqlite.stats() -> {connections = n, statements = n}: open connections and open statements
+ * from db:prepare() in this process.   [-0, +1, m] */
+static int l_stats(lua_State *L) {
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, (lua_Number)live_connections);
+    lua_setfield(L, -2, "connections");
+    lua_pushnumber(L, (lua_Number)live_statements);
+    lua_setfield(L, -2, "statements");
+    return 1;
+}
+
 static int l_version(lua_State *L) {
     lua_pushstring(L, sqlite3_libversion());
     return 1;
@@ -577,6 +596,8 @@ MG_API int luaopen_moongate__sqlite(lua_State *L) {
     lua_setfield(L, -2, "set_hooks");
     lua_pushcfunction(L, l_version);
     lua_setfield(L, -2, "version");
+    lua_pushcfunction(L, l_stats);
+    lua_setfield(L, -2, "stats");
     luaL_getmetatable(L, DB_MT);
     lua_setfield(L, -2, "db_mt");
     luaL_getmetatable(L, STMT_MT);

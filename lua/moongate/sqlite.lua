@@ -54,6 +54,10 @@ function M.open(path, opts)
   return db
 end
 
+--- sqlite.stats() -> {connections = n, statements = n}: open connections, and open statements
+--- from db:prepare(), in this process (for leak checks).
+M.stats = core.stats
+
 --- sqlite.blob(s) -> a value that binds as a BLOB (a plain string binds as TEXT).
 function M.blob(s)
   if type(s) ~= "string" then error("sqlite.blob: expected a string", 2) end

@@ -249,13 +249,30 @@ describe("moongate.sqlite", function()
     assert.same({ x = 7 }, db:first("SELECT ? AS x", 7))
   end)
 
-  it("leaves no statement behind after garbage collection", function()
+  it("leaves no statement or connection behind after garbage collection", function()
+    collectgarbage()
+    collectgarbage()
+    local base = sqlite.stats()
     for _ = 1, 100 do
       local st = db:prepare("SELECT 1")
       st:step()
     end
+    assert.equal(base.statements + 100, sqlite.stats().statements)
+    for _ = 1, 20 do
+      local other = assert(sqlite.open(path))
+      other:prepare("SELECT 1")
+    end
+    assert.equal(base.connections + 20, sqlite.stats().connections)
     collectgarbage()
     collectgarbage()
+    assert.same(base, sqlite.stats())
+    local st = db:prepare("SELECT 1")
+    st:finalize()
+    local kept = db:prepare("SELECT 2")
+    assert.equal(base.statements + 1, sqlite.stats().statements)
+    db:close() -- finalizes kept
+    assert.same({ connections = base.connections - 1, statements = base.statements }, sqlite.stats())
+    assert.has_error(function() kept:step() end, "sqlite: statement is finalized")
     -- a leaked statement would keep the connection busy: closing and reopening works
     db:close()
     db = assert(sqlite.open(path))
