@@ -386,12 +386,18 @@ static inline int enc_char(jenc *e, char c) {
     return 0;
 }
 
-/* An FFI int64_t/uint64_t: ask the Lua hook for its decimal digits (rare path). */
+/* An FFI cdata: the Lua hook gives an int64_t/uint64_t's exact digits, another number
+ * cdata's value as a Lua number, or nil (rare path). */
 static int enc_cdata(jenc *e, int idx) {
     lua_State *L = e->L;
     lua_pushvalue(L, ENC_CDATA_HOOK);
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 1, 0) != 0 || lua_type(L, -1) != LUA_TSTRING) {
+    if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TNUMBER) {
+        int rc = enc_number(e, lua_tonumber(L, -1));
+        lua_pop(L, 1);
+        return rc;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING) {
         lua_pop(L, 1);
         e->err = "cannot encode cdata";
         return -1;

@@ -22,14 +22,15 @@ local function int64_from_string(s)
   return int64_t(C.strtoll(s, nil, 10))
 end
 
--- Encoder hook: int64/uint64 cdata -> its decimal digits; anything else is not encodable.
+-- Encoder hook: int64/uint64 cdata -> its exact decimal digits; other number cdata (int32_t,
+-- double, float...) -> a Lua number; anything else (pointers, arrays, structs) -> nil.
 local function cdata_to_string(v)
   if ffi.istype(int64_t, v) then
     return (tostring(v):sub(1, -3)) -- "123LL"
   elseif ffi.istype(uint64_t, v) then
     return (tostring(v):sub(1, -4)) -- "123ULL"
   end
-  return nil
+  return tonumber(v)
 end
 
 local encode, decode = core.new(array_mt, object_mt, int64_from_string, cdata_to_string)
