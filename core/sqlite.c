@@ -171,6 +171,11 @@ static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx, sqlite3_de
         lua_rawget(L, LUA_REGISTRYINDEX);
         lua_pushvalue(L, idx);
         lua_call(L, 1, 1);
+        if (lua_type(L, -1) == LUA_TNUMBER) { /* int32_t, double, ... cdata: by value */
+            int rc = bind_value(L, st, i, lua_gettop(L), how);
+            lua_pop(L, 1);
+            return rc;
+        }
         if (lua_type(L, -1) == LUA_TSTRING) {
             const char *s = lua_tostring(L, -1);
             char *end;

@@ -21,7 +21,7 @@ core.set_hooks(
   function(v)
     if ffi.istype(int64_t, v) then return (tostring(v):sub(1, -3)) end
     if ffi.istype(uint64_t, v) then return (tostring(v):sub(1, -4)) end
-    return nil
+    return tonumber(v) -- other number cdata by value; nil for pointers and aggregates
   end,
   blob_mt)
 

@@ -72,6 +72,8 @@ describe("moongate.sqlite", function()
     local max = db:first("SELECT 9223372036854775807 AS m, -9223372036854775808 AS n")
     assert.is_true(max.m == 9223372036854775807LL)
     assert.is_true(max.n == -9223372036854775807LL - 1)
+    assert.same({ a = 5, b = 1.5 }, db:first("SELECT ? AS a, ? AS b", ffi.new("int32_t", 5), ffi.new("double", 1.5)))
+    assert.has_error(function() db:query("SELECT ?", ffi.new("char *")) end, "sqlite: parameter 1: cannot bind a cdata")
     assert.has_error(function() db:query("SELECT ?", 18446744073709551615ULL) end,
       "sqlite: parameter 1: integer out of range")
   end)
