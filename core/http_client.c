@@ -52,6 +52,7 @@ typedef struct xfer {
     char *req_body;          /* a request body, sent through read_cb (see seek_cb) */
     size_t req_len, req_off;
     int answered;            /* response bytes arrived since the body was last (re)sent */
+    int counted;             /* a stream counted in st.streams */
 } xfer;
 
 typedef struct sockw {
@@ -143,6 +144,14 @@ static void xfer_free(xfer *x)
     buf_free(&x->body);
     free(x->req_body);
     free(x);
+}
+
+/* A stream is done with: no longer counted as open. */
+static void stream_retire(xfer *x)
+{
+    if (!x->counted) return;
+    x->counted = 0;
+    st.streams--;
 }
 
 /* ---- curl -> Lua values ------------------------------------------------------------------ */
@@ -257,6 +266,7 @@ static int push_response(lua_State *co, xfer *x)
     *box = x;
     luaL_getmetatable(co, STREAM_MT);
     lua_setmetatable(co, -2);
+    x->counted = 1;
     st.streams++;
     return 3;
 }
@@ -532,12 +542,15 @@ static void xfer_cancel(mg_wait *w)
     x->waiting = W_NONE;
     pending_remove(x);
     if (waiting == W_READ) {
+        /* the stream is dead now: its connection, handle and buffer go at once; only the
+         * small struct waits for close or the GC (later reads: nil, "timeout") */
         ev_timer_stop(mg_loop, &x->idle);
         easy_release(x);
-        if (!x->done) {
-            x->done = 1;
-            x->abort_err = "timeout";
-        }
+        x->done = 1;
+        x->abort_err = "timeout";
+        st.buffered -= (int64_t)x->body.len;
+        buf_free(&x->body);
+        stream_retire(x);
         return;
     }
     xfer_free(x);
@@ -739,7 +752,7 @@ static int l_close(lua_State *L)
     xfer *x = *box;
     if (!x) return 0;
     *box = NULL;
-    st.streams--;
+    stream_retire(x);
     mg_task *t = x->task;
     x->task = NULL;
     x->waiting = W_NONE;
@@ -761,7 +774,7 @@ static int l_gc(lua_State *L)
     xfer *x = *box;
     if (!x) return 0;
     *box = NULL;
-    st.streams--;
+    stream_retire(x);
     x->task = NULL;
     x->waiting = W_NONE;
     xfer_free(x);
