@@ -143,6 +143,35 @@ for (const f of STREAM_FAULTS) {
   });
 }
 
+// A stream with no healthy provider fails before its first byte: a JSON error with the status,
+// not a 200 event stream.
+for (const f of [
+  { name: "status 503", fault: { status: 503 }, status: 502 },
+  { name: "connection reset", fault: { reset: true }, status: 502 },
+  { name: "stall", fault: { stall: true }, status: 504 },
+  { name: "cut before the first event", fault: { cut_after: 0 }, status: 502 },
+]) {
+  test(`stream, ${f.name}, alone: the user gets ${f.status}`, async () => {
+    await resetCounts();
+    const r = await chat(gw, { model: "alone", stream: true, messages: question("no stream"), mock: f.fault });
+    assert.equal(r.status, f.status, r.text);
+    assert.equal(r.headers.get("content-type"), "application/json");
+    assert.equal(typeof r.body.error.message, "string");
+    assert.equal(r.body.error.type, f.status === 504 ? "timeout_error" : "upstream_error");
+  });
+}
+
+test("embeddings fall back too", async () => {
+  await resetCounts();
+  const r = await fetch(`${gw.base}/v1/embeddings`, { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "default", input: "fall back", mock: { status: 503, target: "primary" } }) });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-moongate-provider"), "secondary");
+  const body = await r.json();
+  assert.equal(body.data[0].embedding.length, 64);
+  assert.deepEqual(await counts(), [1, 1]);
+});
+
 test("a reset on a reused upstream connection reaches the upstream once", {
   todo: "libcurl resends a request whose reused connection died before any answer " +
     "(\"Connection died, retrying a fresh connect\"): the upstream gets the POST twice, outside " +
