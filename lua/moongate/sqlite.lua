@@ -79,7 +79,7 @@ local function finish(db, ok_sql, undo_sql, ...)
     db:exec(undo_sql)
     return nil, cerr, ccode
   end
-  if n == 1 then return true end
+  if n == 1 or (n == 2 and r1 == nil) then return true end -- committed: never look like a failure
   return select(2, ...)
 end
 
