@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <utf8proc.h>
 
 static int failures;
 
@@ -32,6 +33,60 @@ static void check(mg_analyzer *a, const char *text, size_t len, const char *want
     }
 }
 #define CHECK(a, s, w) check(a, s, strlen(s), w, __LINE__)
+
+/* Random bytes, UTF-8 fragments and words: never an error, every term non-empty valid
+ * UTF-8 of at most 255 bytes (the sanitizer build checks the memory side). */
+static void fuzz(mg_analyzer *a)
+{
+    static const char *pieces[] = {"wing", " ", "\xc3\xa9", "\xe2\x80\x99s", "\xff", "\xc3",
+                                   "\xed\xa0\x80", "\xf0\x9f\x98\x80", "\xef\xac\x81", "-", "'", "\0",
+                                   "STRASSE", "\xe6\x9d\xb1", "\xcc\x81", "12"};
+    uint64_t rng = 0x853c49e6748fea9bull;
+    char text[2048];
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 0;
+        while (len < 1900) {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+            if (rng % 97 == 0)
+                break;
+            if (rng % 3 == 0) {
+                text[len++] = (char)(rng >> 24);
+            } else {
+                const char *p = pieces[(rng >> 8) % (sizeof pieces / sizeof *pieces)];
+                size_t pl = p[0] ? strlen(p) : 1;
+                memcpy(text + len, p, pl);
+                len += pl;
+            }
+        }
+        const char *buf, *err = NULL;
+        const uint32_t *offs;
+        size_t n;
+        if (mg_analyzer_run(a, text, len, &buf, &offs, &n, &err) != MG_OK) {
+            printf("fuzz round %d: error %s\n", round, err);
+            failures++;
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t tl = offs[i + 1] - offs[i];
+            const unsigned char *t = (const unsigned char *)buf + offs[i];
+            utf8proc_int32_t cp;
+            for (size_t j = 0; j < tl;) {
+                utf8proc_ssize_t l = utf8proc_iterate(t + j, (utf8proc_ssize_t)(tl - j), &cp);
+                if (l <= 0) {
+                    printf("fuzz round %d: invalid UTF-8 in term %zu\n", round, i);
+                    failures++;
+                    return;
+                }
+                j += (size_t)l;
+            }
+            if (tl == 0 || tl > MG_ANALYZER_MAX_TERM) {
+                printf("fuzz round %d: term of %zu bytes\n", round, tl);
+                failures++;
+                return;
+            }
+        }
+    }
+}
 
 int main(void)
 {
@@ -77,6 +132,8 @@ int main(void)
         printf("stem name wrong\n");
         failures++;
     }
+    fuzz(plain);
+    fuzz(en_stop);
     mg_analyzer_free(plain);
     mg_analyzer_free(stop);
     mg_analyzer_free(en);
