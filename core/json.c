@@ -812,7 +812,7 @@ static int dec_array(jdec *d, int depth) {
     lua_State *L = d->L;
     if (depth > JSON_MAX_DEPTH) return dec_fail(d, d->p, "nesting too deep (over 1000 levels)");
     if (!lua_checkstack(L, 4)) return dec_fail(d, d->p, "out of memory");
-    lua_createtable(L, 0, 0);
+    lua_createtable(L, 4, 0); /* most arrays in API bodies are short: skip the first rehashes */
     lua_pushvalue(L, DEC_ARRAY_MT);
     lua_setmetatable(L, -2);
     d->p++;
@@ -842,7 +842,7 @@ static int dec_object(jdec *d, int depth) {
     lua_State *L = d->L;
     if (depth > JSON_MAX_DEPTH) return dec_fail(d, d->p, "nesting too deep (over 1000 levels)");
     if (!lua_checkstack(L, 4)) return dec_fail(d, d->p, "out of memory");
-    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 4); /* likewise for objects */
     d->p++;
     skip_ws(d);
     if (d->p < d->end && *d->p == '}') {
