@@ -67,6 +67,17 @@ static mg_http_stats st;
 
 MG_API void mg_http_stats_get(mg_http_stats *out) { *out = st; }
 
+static long limit_host, limit_total, limit_idle;
+
+static void apply_limits(void)
+{
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit_host);
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, limit_total);
+    /* 0 would mean no idle cache at all (no reuse); -1 restores curl's own default, an idle
+     * cache of 4 connections per transfer added */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, limit_idle > 0 ? limit_idle : -1L);
+}
+
 /* ---- buffers --------------------------------------------------------------------------- */
 
 static int buf_add(buf *b, const char *p, size_t n)
@@ -527,7 +538,18 @@ static int multi_ready(void)
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_fn);
     ev_timer_init(&multi_timer, multi_timer_cb, 0., 0.);
+    apply_limits();
     return 0;
+}
+
+MG_API int mg_http_configure(long max_host_connections, long max_connections, long max_idle)
+{
+    if (max_host_connections < 0 || max_connections < 0 || max_idle < 0) return MG_ERROR;
+    limit_host = max_host_connections;
+    limit_total = max_connections;
+    limit_idle = max_idle;
+    if (multi && multi_pid == getpid()) apply_limits();
+    return MG_OK;
 }
 
 /* ---- waits ------------------------------------------------------------------------------ */

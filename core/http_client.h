@@ -19,4 +19,10 @@ typedef struct mg_http_stats {
 
 MG_API void mg_http_stats_get(mg_http_stats *out);
 
+/* Connection limits of this worker's client; 0 = libcurl's default (no limit; an idle cache
+ * of 4 connections per transfer). Transfers over a limit wait in a queue (their timeouts
+ * still run). Applies to the running client and to one created later. Returns MG_OK, or
+ * MG_ERROR for a negative value. */
+MG_API int mg_http_configure(long max_host_connections, long max_connections, long max_idle);
+
 #endif

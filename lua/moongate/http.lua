@@ -1,6 +1,8 @@
 -- moongate.http: a non-blocking HTTP client for tasks (libcurl multi on the worker's loop).
 -- Validates arguments (raising for caller bugs) and shapes the response object.
 local core = require "moongate._http"
+local ffi = require "ffi"
+local C = ffi.C
 
 local type, pairs, tostring, error, setmetatable = type, pairs, tostring, error, setmetatable
 local math_floor = math.floor
@@ -169,5 +171,29 @@ end
 
 -- http.stats() -> {active, handles, streams, sockets, paused, buffered, connects, requests}
 M.stats = core.stats
+
+ffi.cdef [[
+int mg_http_configure(long max_host_connections, long max_connections, long max_idle);
+]]
+
+local LIMITS = { max_host_connections = 0, max_connections = 0, max_idle = 0 }
+
+-- http.configure{max_host_connections, max_connections, max_idle}: this worker's connection
+-- limits (0 = none / libcurl's default); keys left out keep their value. Returns the limits.
+function M.configure(opts)
+  if type(opts) ~= "table" then error("http.configure: expects a table", 2) end
+  for k, v in pairs(opts) do
+    if LIMITS[k] == nil then error("http.configure: unknown option " .. tostring(k), 2) end
+    if type(v) ~= "number" or v ~= math_floor(v) or v < 0 then
+      error("http.configure: " .. k .. " must be an integer >= 0", 2)
+    end
+  end
+  for k in pairs(LIMITS) do
+    if opts[k] ~= nil then LIMITS[k] = opts[k] end
+  end
+  C.mg_http_configure(LIMITS.max_host_connections, LIMITS.max_connections, LIMITS.max_idle)
+  return { max_host_connections = LIMITS.max_host_connections,
+           max_connections = LIMITS.max_connections, max_idle = LIMITS.max_idle }
+end
 
 return M

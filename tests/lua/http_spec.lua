@@ -227,6 +227,34 @@ describe("http.request", function()
     assert.are.equal(before + 1, http.stats().connects)
   end)
 
+  it("configure bounds the connections per host; transfers over it wait their turn", function()
+    assert.are.same({ max_host_connections = 2, max_connections = 0, max_idle = 0 },
+      http.configure{ max_host_connections = 2 })
+    local ok, hs = 0, {}
+    local t0 = mg.now()
+    for i = 1, 20 do
+      hs[i] = mg.spawn(function()
+        -- "localhost": a host name of its own, so no connection from other tests is reused
+        local res = http.request{ url = UP:gsub("127%.0%.0%.1", "localhost") .. "/stream?n=2&gap=0.05" }
+        return res and res.body
+      end)
+    end
+    for i = 1, 20 do if hs[i]:wait() == "chunk 1\nchunk 2\n" then ok = ok + 1 end end
+    local took = mg.now() - t0
+    assert.are.equal(20, ok)
+    -- each request takes 50 ms upstream: two at a time, 20 take >= 0.5 s (at once: ~0.05 s)
+    assert.is_true(took >= 0.45, "took " .. took)
+    assert.are.same({ max_host_connections = 0, max_connections = 0, max_idle = 0 },
+      http.configure{ max_host_connections = 0 })
+    -- reuse still works with the defaults back
+    assert(http.request{ url = NGX .. "/hello" })
+    local before = http.stats().connects
+    assert(http.request{ url = NGX .. "/hello" })
+    assert.are.equal(before, http.stats().connects)
+    assert.error_matches(function() http.configure{ max_idle = -1 } end, "max_idle must be an integer >= 0", 1, true)
+    assert.error_matches(function() http.configure{ max = 1 } end, "unknown option max", 1, true)
+  end)
+
   it("a stalled server triggers the timeout and frees the transfer", function()
     local t0 = mg.now()
     local res, err = http.request{ url = UP .. "/stall?s=5", timeout = 0.3 }
