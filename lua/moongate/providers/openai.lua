@@ -101,15 +101,16 @@ local function read_all(res, idle)
 end
 
 -- post(url, payload, req, budget, stream) -> res | nil, fail. The budget bounds the time to the
--- response headers (the first byte); a non-streamed body then has req.idle between reads.
+-- response headers: the first token of a stream; for a completion, upstreams send their headers
+-- with the finished answer, so it bounds the whole answer (read in the same wait: one resume).
 function Provider:post(url, payload, req, budget, stream)
   if self.query then url = url .. (url:find("?", 1, true) and "&" or "?") .. self.query end
   local res, err = http.request{
     method = "POST", url = url, headers = headers_for(self, req.forward_headers), body = payload,
-    timeout = budget, connect_timeout = math.min(self.connect_timeout, budget), stream = true,
+    timeout = budget, connect_timeout = math.min(self.connect_timeout, budget), stream = stream,
   }
   if not res then return nil, net_failure(err) end
-  if not stream or res.status ~= 200 then
+  if stream and res.status ~= 200 then
     local b, rerr = read_all(res, req.idle or 30)
     res:close()
     if not b then return nil, net_failure(rerr) end
