@@ -85,6 +85,12 @@ function M.new(config)
   }
   for name, p in pairs(cfg.providers) do
     local kind = p.kind or name
+    if type(p.index) == "string" and p.index:sub(1, 1) ~= "/" then
+      local copy = {}
+      for k, v in pairs(p) do copy[k] = v end
+      copy.index = M.resolve(p.index, config)
+      p = copy
+    end
     gw.providers[name] = require("moongate.providers." .. kind).new(name, p, cfg)
   end
   -- the final tier of a model with `degrade = true`

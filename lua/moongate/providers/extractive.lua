@@ -54,8 +54,23 @@ function M.conversation(messages)
   return text_of(messages[last].content), contexts
 end
 
-local NOTHING = "I don't know: there is no context to answer from. Add the relevant text to the " ..
+M.NOTHING = "I don't know: there is no context to answer from. Add the relevant text to the " ..
   "conversation (for example in the system message) or configure an index for this provider."
+
+-- pipelines/rag_qa.lua, loaded once (hot-reloaded when the reload module is there), or nil.
+function M.rag_qa()
+  local path = require("moongate.base").home .. "/pipelines/rag_qa.lua"
+  local ok, reload = pcall(require, "moongate.reload")
+  if ok then
+    local rok, mod = pcall(reload.require, path)
+    if rok and type(mod) == "table" then return mod end
+  end
+  if M._rag == nil then
+    local fok, mod = pcall(dofile, path)
+    M._rag = fok and mod or false
+  end
+  return M._rag or nil
+end
 
 -- answer(doc) -> text, citations
 function Provider:answer(doc)
@@ -63,24 +78,28 @@ function Provider:answer(doc)
   if not question or not question:find("%S") then
     return "I don't know: there is no question in the conversation.", {}
   end
+  -- the conversation first: text the client supplied is the most specific context there is
+  local ex_ok, ex = pcall(require, "moongate.extractive")
+  local text, cites
+  if #contexts > 0 and ex_ok then
+    local r = ex.answer{ question = question, contexts = contexts, max_sentences = self.max_sentences }
+    text, cites = r.text, r.citations or {}
+    if #cites > 0 or not self.index then return text, cites end
+  end
   if self.index then
-    local ok, rag = pcall(require, "pipelines.rag_qa")
-    if not ok then
-      local path = require("moongate.base").home .. "/pipelines/rag_qa.lua"
-      local f = io.open(path, "rb")
-      if f then f:close(); ok, rag = pcall(dofile, path) end
-    end
-    if ok and type(rag) == "table" and rag.answer then
-      local rok, r = pcall(rag.answer, { question = question, index = self.index, tenant = self.tenant,
-                                          k = self.k })
-      if rok and type(r) == "table" and r.answer then return r.answer, r.citations or {} end
+    local rag = M.rag_qa()
+    if rag then
+      local ok, r = pcall(rag.answer, { question = question, index = self.index, tenant = self.tenant,
+                                         k = self.k, max_sentences = self.max_sentences })
+      if ok and type(r) == "table" and r.answer then return r.answer, r.citations or {} end
+      if not ok then
+        local log = package.loaded["moongate.log"]
+        if log then log.warn("extractive: retrieval failed", { error = tostring(r), index = self.index }) end
+      end
     end
   end
-  if #contexts == 0 then return NOTHING, {} end
-  local ok, ex = pcall(require, "moongate.extractive")
-  if not ok then return NOTHING, {} end
-  local r = ex.answer{ question = question, contexts = contexts, max_sentences = self.max_sentences }
-  return r.text, r.citations or {}
+  if text then return text, cites end
+  return M.NOTHING, {}
 end
 
 local function count(text)
