@@ -2,7 +2,7 @@
  * driven by libev through curl_multi_socket_action; a task waits on its transfer via mg_wait. */
 #define _GNU_SOURCE
 #include "http_client.h"
-#include "sched.h"
+#include "scheduler.h"
 
 #include <curl/curl.h>
 #include <lauxlib.h>

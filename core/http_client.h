@@ -1,5 +1,5 @@
 /* http_client.h: moongate.http's engine, libcurl's multi interface driven by the worker's libev
- * loop. Requests and stream reads are waits of the calling task (see sched.h). */
+ * loop. Requests and stream reads are waits of the calling task (see scheduler.h). */
 #ifndef MG_HTTP_CLIENT_H
 #define MG_HTTP_CLIENT_H
 

@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "http_server.h"
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * processes never interleave. */
 #define _GNU_SOURCE
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>

@@ -1,7 +1,7 @@
 /* process.c: what a Lua task needs to know of its process: signals (SIGTERM drains, SIGHUP
  * reloads), the pid and the worker index. */
 #define _GNU_SOURCE
-#include "sched.h"
+#include "scheduler.h"
 
 #include <lauxlib.h>
 #include <signal.h>

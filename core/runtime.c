@@ -4,7 +4,7 @@
 #include "runtime.h"
 #include "log.h"
 #include "mg_config.h"
-#include "sched.h"
+#include "scheduler.h"
 
 #include <dlfcn.h>
 #include <ev.h>

@@ -2,7 +2,7 @@
  * enough: it compares whole-second mtimes and sizes, so a same-size edit within a second
  * goes unseen. Also the content hash used as a unit's version id. */
 #define _GNU_SOURCE
-#include "sched.h"
+#include "scheduler.h"
 
 #include <errno.h>
 #include <lauxlib.h>

@@ -76,3 +76,17 @@ describe("scheduler", function()
     assert.are.same({ "a1", "b1", "a2", "b2", "a3", "b3" }, order)
   end)
 end)
+
+describe("timers after CPU work", function()
+  it("a sleep lasts its full length even after a long stretch without yielding", function()
+    local h = mg.spawn(function()
+      local t = mg.now()
+      while mg.now() - t < 0.15 do end      -- busy: the loop's cached time goes stale
+      local t0 = mg.now()
+      mg.sleep(0.1)
+      return mg.now() - t0
+    end)
+    local took = h:wait()
+    assert.is_true(took >= 0.099, "slept only " .. took)
+  end)
+end)

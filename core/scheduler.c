@@ -1,7 +1,7 @@
-/* sched.c: tasks as Lua coroutines resumed from C by libev (OpenResty's cosocket model).
+/* scheduler.c: tasks as Lua coroutines resumed from C by libev (OpenResty's cosocket model).
  * A waiting primitive arms its watcher and yields; its callback resumes the task. */
 #define _GNU_SOURCE
-#include "sched.h"
+#include "scheduler.h"
 #include "log.h"
 
 #include <lauxlib.h>
@@ -261,6 +261,9 @@ int mg_task_wait(lua_State *L, mg_wait *w, double timeout)
     t->wait_sleep_ok = sleep_ok;
     t->state = T_WAITING;
     if (left >= 0) {
+        /* The loop's cached time is stale after a stretch of CPU work in Lua: refresh it, or
+         * the timer would fire early by that stretch. */
+        ev_now_update(mg_loop);
         ev_timer_set(&t->timer, left, 0.);
         ev_timer_start(mg_loop, &t->timer);
     }

@@ -1,7 +1,7 @@
-/* sched.h: the coroutine scheduler. Every request, timer task and background job is a task: a
+/* scheduler.h: the coroutine scheduler. Every request, timer task and background job is a task: a
  * Lua coroutine resumed from C by the libev loop when what it waits for happens. */
-#ifndef MG_SCHED_H
-#define MG_SCHED_H
+#ifndef MG_SCHEDULER_H
+#define MG_SCHEDULER_H
 
 #include <ev.h>
 #include <lua.h>
