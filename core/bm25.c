@@ -389,12 +389,6 @@ static void sift_up(hit *h, size_t i)
     }
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* One query term: its weight (idf times its count in the query), postings and bound. */
 typedef struct {
     float w, max;          /* max = w * the term's largest impact */
@@ -561,25 +555,27 @@ static void search_maxscore(qterm *q, size_t nq, uint32_t ndocs, const uint64_t 
     }
 }
 
-int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
-                   const uint64_t *allow, size_t allow_bits,
-                   uint32_t *docs, float *scores, size_t *n, const char **err)
+typedef struct { uint32_t id, at; float w; } qid;
+
+static int cmp_qid(const void *a, const void *b)
+{
+    const qid *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* The search proper, over analyzed terms buf[offs[i] .. offs[i + 1]) with optional weights. */
+static int search_terms(mg_bm25 *ix, const char *buf, const uint32_t *offs, size_t nt,
+                        const float *weights, uint32_t k, const uint64_t *allow, size_t allow_bits,
+                        uint32_t *docs, float *scores, size_t *n, const char **err)
 {
     *n = 0;
-    if (!ix->committed) {
-        if (err) *err = "not committed";
-        return MG_ERROR;
-    }
-    const char *buf;
-    const uint32_t *offs;
-    size_t nt;
-    if (mg_analyzer_run(ix->an, query, len, &buf, &offs, &nt, err) != MG_OK)
-        return MG_ERROR;
     if (k == 0 || nt == 0)
         return MG_OK;
-    uint32_t stack_ids[64];
+    qid stack_ids[64];
     qterm stack_q[64];
-    uint32_t *ids = nt <= 64 ? stack_ids : malloc(nt * sizeof *ids);
+    qid *ids = nt <= 64 ? stack_ids : malloc(nt * sizeof *ids);
     qterm *q = nt <= 64 ? stack_q : malloc(nt * sizeof *q);
     size_t kk = k < ix->ndocs ? k : ix->ndocs;
     hit stack_heap[128];
@@ -596,18 +592,17 @@ int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
         size_t l = offs[i + 1] - offs[i];
         int64_t id = dict_find(ix, buf + offs[i], l, hash_bytes(buf + offs[i], l));
         if (id >= 0 && ix->df[id] > 0)
-            ids[nid++] = (uint32_t)id;
+            ids[nid++] = (qid){(uint32_t)id, (uint32_t)i, weights ? weights[i] : 1.0f};
     }
-    qsort(ids, nid, sizeof *ids, cmp_u32);
+    qsort(ids, nid, sizeof *ids, cmp_qid);
     size_t nq = 0, total = 0;
     for (size_t i = 0; i < nid;) {
-        uint32_t t = ids[i];
-        size_t j = i;
-        while (j < nid && ids[j] == t)
-            j++;
+        uint32_t t = ids[i].id;
         /* a term repeated in the query counts once per occurrence, as in Lucene */
-        float w = ix->idf[t] * (float)(j - i);
-        i = j;
+        float qw = 0;
+        for (; i < nid && ids[i].id == t; i++)
+            qw += ids[i].w;
+        float w = ix->idf[t] * qw;
         uint64_t s0 = ix->post_start[t];
         q[nq] = (qterm){w, w * ix->max_impact[t], ix->post_doc + s0, ix->post_impact + s0,
                         (size_t)(ix->post_start[t + 1] - s0), 0, (uint32_t)nq};
@@ -634,6 +629,47 @@ int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
     if (q != stack_q) free(q);
     if (heap != stack_heap) free(heap);
     return MG_OK;
+}
+
+int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
+                   const uint64_t *allow, size_t allow_bits,
+                   uint32_t *docs, float *scores, size_t *n, const char **err)
+{
+    *n = 0;
+    if (!ix->committed) {
+        if (err) *err = "not committed";
+        return MG_ERROR;
+    }
+    const char *buf;
+    const uint32_t *offs;
+    size_t nt;
+    if (mg_analyzer_run(ix->an, query, len, &buf, &offs, &nt, err) != MG_OK)
+        return MG_ERROR;
+    return search_terms(ix, buf, offs, nt, NULL, k, allow, allow_bits, docs, scores, n, err);
+}
+
+int mg_bm25_search_terms(mg_bm25 *ix, const char *buf, const uint32_t *offs, size_t nterms,
+                         const float *weights, uint32_t k, const uint64_t *allow, size_t allow_bits,
+                         uint32_t *docs, float *scores, size_t *n, const char **err)
+{
+    *n = 0;
+    if (!ix->committed) {
+        if (err) *err = "not committed";
+        return MG_ERROR;
+    }
+    for (size_t i = 0; weights && i < nterms; i++) {
+        if (!(weights[i] > 0 && weights[i] <= 1e30f)) {
+            if (err) *err = "weights must be positive";
+            return MG_ERROR;
+        }
+    }
+    for (size_t i = 0; i < nterms; i++) {
+        if (offs[i + 1] < offs[i]) {
+            if (err) *err = "bad term offsets";
+            return MG_ERROR;
+        }
+    }
+    return search_terms(ix, buf, offs, nterms, weights, k, allow, allow_bits, docs, scores, n, err);
 }
 
 void mg_bm25_set_strategy(mg_bm25 *ix, int mode) { ix->mode = mode; }

@@ -27,6 +27,15 @@ MG_API int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k
                           const uint64_t *allow, size_t allow_bits,
                           uint32_t *docs, float *scores, size_t *n, const char **err);
 
+/* Like mg_bm25_search, for terms already analyzed (as the index's analyzer outputs them:
+ * term i is buf[offs[i] .. offs[i + 1]), offs has nterms + 1 entries), each counting
+ * weights[i] times (NULL: once each). Query expansion and boosts go through here without a
+ * second analysis. MG_ERROR "weights must be positive" for a weight <= 0, NaN or huge. */
+MG_API int mg_bm25_search_terms(mg_bm25 *ix, const char *buf, const uint32_t *offs, size_t nterms,
+                                const float *weights, uint32_t k,
+                                const uint64_t *allow, size_t allow_bits,
+                                uint32_t *docs, float *scores, size_t *n, const char **err);
+
 /* Query strategy: 0 picks per query (default), 1 always term at a time into a dense
  * accumulator, 2 always document at a time with MaxScore. All return the same hits. */
 MG_API void mg_bm25_set_strategy(mg_bm25 *ix, int mode);

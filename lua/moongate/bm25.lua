@@ -14,6 +14,10 @@ int mg_bm25_committed(const mg_bm25 *ix);
 int mg_bm25_search(mg_bm25 *ix, const char *query, size_t len, uint32_t k,
                    const uint64_t *allow, size_t allow_bits,
                    uint32_t *docs, float *scores, size_t *n, const char **err);
+int mg_bm25_search_terms(mg_bm25 *ix, const char *buf, const uint32_t *offs, size_t nterms,
+                         const float *weights, uint32_t k,
+                         const uint64_t *allow, size_t allow_bits,
+                         uint32_t *docs, float *scores, size_t *n, const char **err);
 uint32_t mg_bm25_count(const mg_bm25 *ix);
 uint32_t mg_bm25_term_count(const mg_bm25 *ix);
 uint32_t mg_bm25_df(const mg_bm25 *ix, const char *term, size_t len);
@@ -88,16 +92,14 @@ function Index:committed()
   return C.mg_bm25_committed(handle(self)) ~= 0
 end
 
--- ix:search(query, k = 10, allow) -> array of {doc = docno, score = number}, best first.
-function Index:search(query, k, allow)
-  local p = handle(self)
-  if type(query) ~= "string" then error("query must be a string", 2) end
+-- Checks k and allow, sizes the result buffers; returns k, allow words, allow bits.
+local function prepare(self, p, k, allow)
   k = k or 10
   if type(k) ~= "number" or k < 0 or k % 1 ~= 0 or k >= 2 ^ 32 then
-    error("k must be a non-negative integer", 2)
+    error("k must be a non-negative integer", 3)
   end
-  if allow ~= nil and not bitset.is(allow) then error("allow must be a bitset", 2) end
-  if C.mg_bm25_committed(p) == 0 then error("bm25 index is not committed: commit() before search()", 2) end
+  if allow ~= nil and not bitset.is(allow) then error("allow must be a bitset", 3) end
+  if C.mg_bm25_committed(p) == 0 then error("bm25 index is not committed: commit() before search()", 3) end
   local n = C.mg_bm25_count(p)
   if k > n then k = n end
   if k > self._cap then
@@ -105,16 +107,64 @@ function Index:search(query, k, allow)
     self._scores = ffi.new("float[?]", k)
     self._cap = k
   end
-  local words, nbits = nil, 0
-  if allow then words, nbits = allow:ptr(), allow.n end
-  if C.mg_bm25_search(p, query, #query, k, words, nbits, self._docs, self._scores, nbuf, errbuf) ~= 0 then
-    return nil, ffi.string(errbuf[0])
-  end
+  if allow then return k, allow:ptr(), allow.n end
+  return k, nil, 0
+end
+
+local function results(self)
   local out, docs, scores = {}, self._docs, self._scores
   for i = 0, tonumber(nbuf[0]) - 1 do
     out[i + 1] = { doc = tonumber(docs[i]), score = tonumber(scores[i]) }
   end
   return out
+end
+
+-- ix:search(query, k = 10, allow) -> array of {doc = docno, score = number}, best first.
+function Index:search(query, k, allow)
+  local p = handle(self)
+  if type(query) ~= "string" then error("query must be a string", 2) end
+  local words, nbits
+  k, words, nbits = prepare(self, p, k, allow)
+  if C.mg_bm25_search(p, query, #query, k, words, nbits, self._docs, self._scores, nbuf, errbuf) ~= 0 then
+    return nil, ffi.string(errbuf[0])
+  end
+  return results(self)
+end
+
+-- ix:search_terms(terms, k = 10, allow, weights) -> as search, for terms already analyzed
+-- (as analyzer.terms returns them with the index's settings), each counting weights[i]
+-- times (default 1): query expansion and boosts without analyzing twice.
+function Index:search_terms(terms, k, allow, weights)
+  local p = handle(self)
+  if type(terms) ~= "table" then error("terms must be an array of strings", 2) end
+  local nt = #terms
+  if weights ~= nil and (type(weights) ~= "table" or #weights ~= nt) then
+    error("weights must be an array as long as terms", 2)
+  end
+  local words, nbits
+  k, words, nbits = prepare(self, p, k, allow)
+  local offs = ffi.new("uint32_t[?]", nt + 1)
+  local w = weights and ffi.new("float[?]", nt)
+  local pos = 0
+  for i = 1, nt do
+    local t = terms[i]
+    if type(t) ~= "string" then error("terms must be an array of strings", 2) end
+    offs[i - 1] = pos
+    pos = pos + #t
+    if w then
+      local x = weights[i]
+      if type(x) ~= "number" or not (x > 0 and x <= 1e30) then
+        error("weights must be positive numbers", 2)
+      end
+      w[i - 1] = x
+    end
+  end
+  offs[nt] = pos
+  local buf = table.concat(terms)
+  if C.mg_bm25_search_terms(p, buf, offs, nt, w, k, words, nbits, self._docs, self._scores, nbuf, errbuf) ~= 0 then
+    return nil, ffi.string(errbuf[0])
+  end
+  return results(self)
 end
 
 function Index:count() return tonumber(C.mg_bm25_count(handle(self))) end

@@ -56,6 +56,20 @@ static void check_index(mg_bm25 *ix, int stemmed)
     once = s[0];
     EXPECT(mg_bm25_search(ix, "jumps jumps", 11, 10, NULL, 0, d, s, &n, &err) == MG_OK);
     EXPECT(n == 1 && fabsf(s[0] - 2 * once) < 1e-6);
+    /* pre-analyzed terms with weights: "fox" twice equals weight 2, weight 0 is refused */
+    {
+        const char tb[] = "foxfox";
+        uint32_t to[3] = {0, 3, 6};
+        float w2[1] = {2}, w0[1] = {0};
+        uint32_t d2[10];
+        float s2[10];
+        size_t n2;
+        EXPECT(mg_bm25_search_terms(ix, tb, to, 2, NULL, 10, NULL, 0, d, s, &n, &err) == MG_OK);
+        EXPECT(mg_bm25_search_terms(ix, tb, to, 1, w2, 10, NULL, 0, d2, s2, &n2, &err) == MG_OK);
+        EXPECT(n == n2 && n > 0 && memcmp(d, d2, n * 4) == 0 && memcmp(s, s2, n * 4) == 0);
+        EXPECT(mg_bm25_search_terms(ix, tb, to, 1, w0, 10, NULL, 0, d2, s2, &n2, &err) == MG_ERROR);
+        EXPECT(strcmp(err, "weights must be positive") == 0);
+    }
     /* unknown terms and empty queries find nothing */
     EXPECT(mg_bm25_search(ix, "zebra", 5, 10, NULL, 0, d, s, &n, &err) == MG_OK && n == 0);
     EXPECT(mg_bm25_search(ix, "", 0, 10, NULL, 0, d, s, &n, &err) == MG_OK && n == 0);

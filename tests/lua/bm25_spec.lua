@@ -129,3 +129,36 @@ describe("bm25 under the JIT", function()
     assert.is_nil(log:find("stitch", 1, true), log)
   end)
 end)
+
+describe("bm25 search_terms", function()
+  it("gives the same hits as search for the analyzed query", function()
+    local analyzer = require "moongate.analyzer"
+    local ix = build()
+    local q = "Quick brown foxes jumping"
+    assert.are.same(ix:search(q, 10), ix:search_terms(analyzer.terms(q), 10))
+    assert.are.same(ix:search("fox fox", 10), ix:search_terms({ "fox" }, 10, nil, { 2 }))
+  end)
+
+  it("weights scale a term's part of the score", function()
+    local ix = build { stem = false }
+    local one = ix:search_terms({ "jumps" }, 1)[1].score
+    local half = ix:search_terms({ "jumps" }, 1, nil, { 0.5 })[1].score
+    assert.is_true(near(one / 2, half))
+    -- weights change the order: "lazy" outweighs "quick" once boosted
+    assert.are.equal(2, ix:search_terms({ "quick", "lazy" }, 1)[1].doc)
+    assert.are.equal(1, ix:search_terms({ "quick", "lazy" }, 1, nil, { 1, 3 })[1].doc)
+    local allow = bitset.new(5):set(0)
+    assert.are.same({ 0 }, { ix:search_terms({ "quick", "lazy" }, 5, allow)[1].doc })
+    assert.are.same({}, ix:search_terms({}, 5))
+    assert.are.same({}, ix:search_terms({ "unknown" }, 5))
+  end)
+
+  it("raises on bad terms or weights", function()
+    local ix = build()
+    assert.has_error(function() ix:search_terms("fox") end, "terms must be an array of strings")
+    assert.has_error(function() ix:search_terms({ 1 }) end, "terms must be an array of strings")
+    assert.has_error(function() ix:search_terms({ "a" }, 1, nil, { 1, 2 }) end, "weights must be an array as long as terms")
+    assert.has_error(function() ix:search_terms({ "a" }, 1, nil, { 0 }) end, "weights must be positive numbers")
+    assert.has_error(function() ix:search_terms({ "a" }, 1, nil, { 0 / 0 }) end, "weights must be positive numbers")
+  end)
+end)
