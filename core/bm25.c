@@ -1,6 +1,7 @@
 /* bm25.c: inverted index with Lucene BM25 scoring. Postings are doc-ordered arrays of
  * (docno, tf) with a precomputed impact tf/(tf + k1*(1-b+b*dl/avgdl)) per posting, so a
- * query is a term-at-a-time scan into a dense accumulator followed by a k-sized heap. */
+ * query is a term-at-a-time scan into a dense accumulator followed by a k-sized heap; large
+ * indexes use MaxScore over document windows instead, with the same results. */
 #include "bm25.h"
 #include "analyzer.h"
 
