@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import http from "node:http";
 import assert from "node:assert/strict";
-import { requireBinary, startMock, startGateway, writeConfig, stop, chat, sseEvents } from "./lib/mockenv.mjs";
+import { requireBinary, startMock, startGateway, writeConfig, stop, stopAll, chat, sseEvents } from "./lib/mockenv.mjs";
 
 requireBinary();
 
@@ -41,9 +41,7 @@ before(async () => {
 });
 
 after(async () => {
-  await stop(gw?.child);
-  await primary?.stop();
-  await secondary?.stop();
+  await stopAll(gw, primary, secondary);
 });
 
 const question = (q) => [{ role: "user", content: q }];
@@ -298,7 +296,7 @@ test("the breaker stops traffic to a dead provider and probes after its cool-dow
     assert.deepEqual(await counts(), [5, 1]);
   } finally {
     await primary.fault("");
-    await gw2.stop();
+    await stopAll(gw2);
   }
 });
 
@@ -316,6 +314,6 @@ test("a failed probe opens the circuit again", async () => {
     assert.deepEqual(await counts(), [3, 0]);
   } finally {
     await primary.fault("");
-    await gw2.stop();
+    await stopAll(gw2);
   }
 });

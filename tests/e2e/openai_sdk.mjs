@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { HOME, requireBinary, startMock, startGateway, writeConfig, stop } from "./lib/mockenv.mjs";
+import { HOME, requireBinary, startMock, startGateway, writeConfig, stop, stopAll } from "./lib/mockenv.mjs";
 
 requireBinary();
 const sdkDir = path.join(HOME, "tests/node_modules/openai");
@@ -52,9 +52,7 @@ before(async () => {
 });
 
 after(async () => {
-  await stop(gw?.child);
-  await primary?.stop();
-  await secondary?.stop();
+  await stopAll(gw, primary, secondary);
 });
 
 const USER = [{ role: "user", content: "What is moongate?" }];
@@ -314,7 +312,7 @@ async function deadlineError() {
       { model: "lonely", messages: USER, mock: { latency: 3000 } }));
     return { e, ms: performance.now() - t0 };
   } finally {
-    await gw2.stop();
+    await stopAll(gw2);
   }
 }
 

@@ -73,13 +73,27 @@ function start(args, env, url) {
   return waitHttp(url, child, () => out).then(() => child);
 }
 
+// SIGTERM, then SIGKILL after 5 s; resolves to the exit code (a signal name if killed).
 export async function stop(child) {
-  if (!child || child.exitCode !== null) return;
-  const done = new Promise((r) => child.once("exit", r));
+  if (!child) return null;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? child.signalCode;
+  const done = new Promise((r) => child.once("exit", (code, sig) => r(code ?? sig)));
   child.kill("SIGTERM");
-  const t = setTimeout(() => child.kill("SIGKILL"), 3000);
-  await done;
+  const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+  const code = await done;
   clearTimeout(t);
+  return code;
+}
+
+// Stop every process given; each must exit 0 (under ASan a leak or an error shows here).
+export async function stopAll(...procs) {
+  const codes = [];
+  for (const p of procs) if (p) codes.push([p.name || "gateway", await stop(p.child)]);
+  const bad = codes.filter(([, c]) => c !== 0);
+  if (bad.length) {
+    const logs = procs.filter((p) => p && p.child.exitCode !== 0).map((p) => p.child.log().slice(-2000));
+    throw new Error(`unclean exit: ${JSON.stringify(bad)}\n${logs.join("\n---\n")}`);
+  }
 }
 
 // A running `moongate mock`: { url (…/v1), base, stats(), reset(), fault(spec), last(), stop() }.
