@@ -130,6 +130,129 @@ local function error_response(gw, f, extra_headers)
   return errors.response(f.status, f.message, f.code, h)
 end
 
+-- A non-streamed completion through the plan: result, info, seconds waited | nil, failure, waited
+local function complete(gw, creq, plan, deadline)
+  local waited = 0
+  local attempt = function(tier, budget)
+    local a0 = now()
+    local r, fail = gw.providers[tier.provider]:chat(creq, tier, budget)
+    waited = waited + (now() - a0)
+    return r, fail
+  end
+  local rcfg = gw.retry
+  local result, info = router.run(plan, attempt, {
+    breaker = gw.breaker, max_attempts = rcfg.max_attempts, backoff = rcfg.backoff,
+    backoff_max = rcfg.backoff_max, retry_after_max = rcfg.retry_after_max,
+    deadline = deadline, now = now, sleep = sleep,
+  })
+  return result, info, waited
+end
+
+-- A finished completion as the chunks a stream would have carried.
+local function stream_completion(res, headers, out, client_usage)
+  headers["content-type"] = "text/event-stream"
+  headers["cache-control"] = "no-cache"
+  res:start(200, headers)
+  local c = out.choices[1]
+  local base = { id = out.id, object = "chat.completion.chunk", created = out.created, model = out.model }
+  local function send(delta, finish, usage_only)
+    local chunk = { id = base.id, object = base.object, created = base.created, model = base.model }
+    if usage_only then
+      chunk.choices = json.array()
+      chunk.usage = out.usage
+    else
+      chunk.choices = json.array{ { index = 0, delta = delta, finish_reason = finish or json.null } }
+    end
+    return res:write("data: " .. assert(json.encode(chunk)) .. "\n\n")
+  end
+  local m = c.message or {}
+  if not send({ role = "assistant", content = "" }) then return nil end
+  if type(m.content) == "string" and m.content ~= "" then send({ content = m.content }) end
+  if type(m.tool_calls) == "table" then
+    local calls = json.array()
+    for i, tc in ipairs(m.tool_calls) do
+      calls[i] = { index = i - 1, id = tc.id, type = tc.type or "function", ["function"] = tc["function"] }
+    end
+    send({ tool_calls = calls })
+  end
+  send(json.object(), c.finish_reason or "stop")
+  if client_usage and out.usage then send(nil, nil, true) end
+  res:write("data: [DONE]\n\n")
+  res:finish()
+  return nil
+end
+
+-- with_tools: a model whose config lists server-side tools (plugins/<name>.lua). moongate runs
+-- the tool-call loop itself (non-streamed upstream calls) and answers with the final completion,
+-- streamed as chunks when the client asked for a stream.
+function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
+  local tools = require "moongate.tools"
+  local list = {}
+  for _, tname in ipairs(mcfg.tools) do
+    local t, err = tools.load(tname, gw.plugin_dirs)
+    if not t then
+      return errors.response(500, "tool " .. tostring(tname) .. " is unavailable: " .. tostring(err), "tool_unavailable")
+    end
+    list[#list + 1] = t
+  end
+  local stream = doc.stream == true
+  local client_usage = stream and type(doc.stream_options) == "table" and doc.stream_options.include_usage == true
+  doc.stream, doc.stream_options = nil, nil
+  local defs = tools.definitions(list)
+  if type(doc.tools) == "table" then
+    for _, d in ipairs(doc.tools) do defs[#defs + 1] = d end
+  end
+  doc.tools = defs
+  local fwd = forward_headers(req.headers)
+  local deadline = plan.deadline and (t0 + plan.deadline) or moongate.deadline()
+  local waited, attempts, last_info = 0, 0, nil
+  local total = { prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+  local failure
+  local out, err = tools.loop{
+    tools = list, messages = doc.messages, max_iterations = mcfg.max_tool_iterations or 4,
+    key = req.headers["idempotency-key"] or req.id,
+    ctx = { request_id = req.id, model = name },
+    call_model = function(messages)
+      doc.messages = messages
+      local creq = { raw = assert(json.encode(doc)), doc = doc, model = name, stream = false,
+                     forward_headers = fwd, idle = gw.idle_timeout, set = upstream_fields(doc, false, plan) }
+      local r, info, w = complete(gw, creq, plan, deadline)
+      waited = waited + w
+      attempts = attempts + (info.attempts or 0)
+      if not r then failure = info; return nil, "failed" end
+      last_info = info
+      local u = r.usage
+      if type(u) == "table" then
+        for k in pairs(total) do total[k] = total[k] + (tonumber(u[k]) or 0) end
+      end
+      usage.record(info.tier.provider, info.tier.model or name, u)
+      return r.doc
+    end,
+  }
+  if not out then
+    if failure then
+      if failure.fail and failure.fail.kind == "client" and failure.fail.body then
+        return { status = failure.status, headers = { ["content-type"] = "application/json" }, body = failure.fail.body }
+      end
+      return error_response(gw, failure, { ["x-moongate-attempts"] = tostring(attempts) })
+    end
+    return errors.response(500, "the model kept calling tools past the limit of " ..
+      tostring(mcfg.max_tool_iterations or 4) .. " iterations", "tool_loop_limit")
+  end
+  out.usage = total
+  local tier = last_info.tier
+  local headers = {
+    ["x-moongate-provider"] = tier.provider,
+    ["x-moongate-model"] = tier.model or name,
+    ["x-moongate-attempts"] = tostring(attempts),
+    ["x-moongate-route-version"] = pversion,
+    ["x-moongate-overhead-ms"] = ms(now() - t0 - waited),
+  }
+  if stream then return stream_completion(res, headers, out, client_usage) end
+  headers["content-type"] = "application/json"
+  return { status = 200, headers = headers, body = assert(json.encode(out)) }
+end
+
 -- handle(gw, req, res) -> response table, or nil after streaming the answer through res
 function M.handle(gw, req, res, tenant)
   local t0 = req.start or now()
@@ -163,6 +286,10 @@ function M.handle(gw, req, res, tenant)
   local plan, perr, pstatus, pcode = policy.plan(rq, pctx)
   if not plan then
     return errors.response(pstatus or 400, perr or "the routing policy refused the request", pcode or "invalid_request")
+  end
+
+  if mcfg.tools then
+    return M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
   end
 
   local creq = {

@@ -52,6 +52,12 @@ local function check_config(cfg)
           tostring(type(tier) == "table" and tier.provider))
       end
     end
+    if m.tools ~= nil then
+      if type(m.tools) ~= "table" then return nil, "config: model " .. name .. ": tools must be a list of plugin names" end
+      for _, t in ipairs(m.tools) do
+        if type(t) ~= "string" then return nil, "config: model " .. name .. ": tools must be a list of plugin names" end
+      end
+    end
     for i, tier in ipairs(m.easy_route or {}) do
       if type(tier) ~= "table" or not cfg.providers[tier.provider] then
         return nil, string.format("config: model %s, easy_route tier %d: unknown provider '%s'",
@@ -81,6 +87,7 @@ function M.new(config)
     auth = cfg.auth,
     admin = cfg.admin ~= false,
     breaker = breaker.new(cfg.breaker),
+    plugin_dirs = config and config.dir and { config.dir .. "/plugins" } or nil,
     policy_path = M.resolve(cfg.route_policy or "pipelines/route.lua", config),
   }
   for name, p in pairs(cfg.providers) do
