@@ -328,12 +328,7 @@ function Index:search(q)
           for i = 0, dim - 1 do qv[i] = qv[i] + beta * v[i + 1] end
         end
         known = known + m
-        local n2 = 0
-        for i = 0, dim - 1 do n2 = n2 + qv[i] * qv[i] end
-        if n2 > 0 then
-          local inv = 1 / math.sqrt(n2)
-          for i = 0, dim - 1 do qv[i] = qv[i] * inv end
-        end
+        require("moongate.retrieval.embedder").normalize(qv, dim)
       end
       local l = {}
       if known > 0 then

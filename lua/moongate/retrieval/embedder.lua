@@ -8,6 +8,7 @@ local M = {}
 
 local floatv = ffi.typeof("float[?]")
 
+--- Scale v (float[dim]) to unit length in place (all zeros stay zeros); returns v.
 local function normalize(v, dim)
   local s = 0
   for i = 0, dim - 1 do s = s + v[i] * v[i] end
@@ -167,6 +168,8 @@ local function openai_embedder(opts)
   end
   return e
 end
+
+M.normalize = normalize
 
 local KINDS = { glove = glove_embedder, hash = hash_embedder, openai = openai_embedder }
 

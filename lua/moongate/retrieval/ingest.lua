@@ -25,7 +25,6 @@ function M.blocks(doc)
   if fmt == "markdown" then
     blocks = markdown.parse(doc.text)
   elseif fmt == "html" then
-    local err
     blocks, title = require("moongate.retrieval.html").parse(doc.text)
     if not blocks then return nil, title end
   elseif fmt == "text" then

@@ -29,7 +29,12 @@ function M.embedder_for(s)
   }
 end
 
-local function now() return os.time() + (os.clock() % 1) end
+-- wall clock, seconds (fractional under the runtime)
+local function now()
+  local ok, mg = pcall(require, "moongate")
+  if ok and type(mg) == "table" and mg.now then return mg.now() end
+  return os.time()
+end
 
 local function clock()
   local ok, mg = pcall(require, "moongate")
