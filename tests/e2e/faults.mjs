@@ -18,12 +18,16 @@ return {
   providers = {
     primary = { kind = "mock", base_url = os.getenv("MOCK_PRIMARY") },
     secondary = { kind = "mock", base_url = os.getenv("MOCK_SECONDARY") },
+    claude = { kind = "anthropic", base_url = os.getenv("MOCK_PRIMARY"):gsub("/v1$", ""), api_key = "sk-ant" },
   },
   models = {
     default = { route = { { provider = "primary", model = "mock-small", timeout = 1 },
                           { provider = "secondary", model = "mock-small", timeout = 1 } }, deadline = 4 },
     alone = { route = { { provider = "primary", model = "mock-small", timeout = 5 } }, deadline = 1 },
     retry = { route = { { provider = "primary", model = "mock-small", timeout = 1, attempts = 10 } }, deadline = 5 },
+    claude = { route = { { provider = "claude", model = "claude-mock", timeout = 1 },
+                         { provider = "secondary", model = "mock-small", timeout = 1 } }, deadline = 4 },
+    claude_alone = { route = { { provider = "claude", model = "claude-mock", timeout = 5 } }, deadline = 1 },
   },
   retry = { max_attempts = 3, backoff = 0.01, backoff_max = 0.02, retry_after_max = 2 },
   breaker = ${breaker},
@@ -156,6 +160,54 @@ for (const f of [
     assert.equal(r.headers.get("content-type"), "application/json");
     assert.equal(typeof r.body.error.message, "string");
     assert.equal(r.body.error.type, f.status === 504 ? "timeout_error" : "upstream_error");
+  });
+}
+
+// The anthropic adapter over the mock's /v1/messages: its failures fall back the same way. The
+// adapter builds Anthropic's body itself (the "mock" field does not survive it), so the fault
+// rides in the x-mock-fault header, which the gateway forwards.
+for (const f of [
+  { name: "overloaded (529)", fault: "status=529", alone: 502 },
+  { name: "429 with Retry-After", fault: "status=429,retry_after=1", alone: 429 },
+  { name: "connection reset", fault: "reset", alone: 502, reused: true },
+  { name: "malformed JSON", fault: "malformed", alone: 502 },
+  { name: "stall", fault: "stall", alone: 504 },
+]) {
+  for (const stream of [false, true]) {
+    if (stream && f.fault === "malformed") {
+      // the bad data is the second event: message_start already went out as the first chunk
+      test("anthropic stream, malformed data after the first bytes: an error event, no [DONE]", async () => {
+        await resetCounts();
+        const r = await chat(gw, { model: "claude", stream, messages: question("garbled") },
+          { "x-mock-fault": "malformed,target=primary" });
+        assert.equal(r.status, 200);
+        assert.equal(r.headers.get("x-moongate-provider"), "claude");
+        const ev = sseEvents(r.text);
+        assert.notEqual(ev.at(-1), "[DONE]");
+        assert.equal(typeof ev.at(-1).error?.message, "string", `last event: ${JSON.stringify(ev.at(-1))}`);
+        assert.deepEqual(await counts(), [1, 0]);
+      });
+      continue;
+    }
+    test(`anthropic${stream ? " stream" : ""}, ${f.name}: the secondary answers`, async () => {
+      await resetCounts();
+      const q = `claude fallback on ${f.name}`;
+      const r = await chat(gw, { model: "claude", stream, messages: question(q) },
+        { "x-mock-fault": `${f.fault},target=primary` });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get("x-moongate-provider"), "secondary");
+      const text = stream ? streamText(sseEvents(r.text)) : r.body.choices[0].message.content;
+      assert.equal(text, `mock answer: ${q}`);
+      assertCounts(await counts(), [1, 1], f.reused);
+    });
+  }
+  test(`anthropic, ${f.name}, alone: the user gets ${f.alone}`, async () => {
+    await resetCounts();
+    const r = await chat(gw, { model: "claude_alone", messages: question("alone") }, { "x-mock-fault": f.fault });
+    assert.equal(r.status, f.alone, r.text);
+    assert.equal(typeof r.body.error.message, "string");
+    if (f.alone === 429) assert.equal(r.headers.get("retry-after"), "1");
+    assertCounts(await counts(), [1, 0], f.reused);
   });
 }
 
