@@ -37,6 +37,7 @@ return {
                           { provider = "secondary", model = "m2", timeout = 1 } }, deadline = 3 },
     solo = { route = { { provider = "primary", model = "m1", timeout = 1, attempts = 3 } }, deadline = 3 },
     slow = { route = { { provider = "primary", timeout = 5 }, { provider = "secondary", timeout = 5 } }, deadline = 0.5 },
+    capped = { route = { { provider = "primary" } }, max_input_tokens = 20, max_output_tokens = 16 },
   },
   retry = { max_attempts = 3, backoff = 0.01, backoff_max = 0.05 },
   breaker = { failures = 1000 },
@@ -115,8 +116,16 @@ LAST=$(curl -s "http://$MOCK_p1/mock/last")
 check "Authorization not forwarded" "$(echo "$LAST" | grep -c client-secret)" 0
 check "unknown fields forwarded byte for byte" "$(echo "$LAST" | grep -c '\\"seed\\":9007199254740993,\\"logit_bias\\":{\\"50256\\":-100}')" 1
 
+# token caps, enforced by moongate
+chat '{"model":"capped","messages":[{"role":"user","content":"'"$(printf 'word %.0s' $(seq 1 40))"'"}]}'
+check "prompt over max_input_tokens: 400" "$STATUS $(json_field "d['error']['code']")" "400 context_length_exceeded"
+chat '{"model":"capped","max_tokens":1000,"messages":[{"role":"user","content":"short"}]}'
+check "max_tokens above the cap is lowered" "$STATUS $(curl -s "http://$MOCK_p1/mock/last" | python3 -c "import sys,json; print(json.loads(json.load(sys.stdin)['body'])['max_tokens'])")" "200 16"
+chat '{"model":"capped","messages":[{"role":"user","content":"short"}]}'
+check "no max_tokens: the cap is set" "$(curl -s "http://$MOCK_p1/mock/last" | python3 -c "import sys,json; print(json.loads(json.load(sys.stdin)['body'])['max_tokens'])")" 16
+
 # models and embeddings
-check "GET /v1/models" "$(curl -s "$GW/v1/models" | python3 -c "import sys,json; print(sorted(m['id'] for m in json.load(sys.stdin)['data']))")" "['default', 'slow', 'solo']"
+check "GET /v1/models" "$(curl -s "$GW/v1/models" | python3 -c "import sys,json; print(sorted(m['id'] for m in json.load(sys.stdin)['data']))")" "['capped', 'default', 'slow', 'solo']"
 post /v1/embeddings '{"model":"default","input":["a","b"]}'
 check "embeddings: 200, two vectors" "$STATUS $(json_field "len(d['data'])")" "200 2"
 post /v1/embeddings '{"model":"default","input":"a"}' -H "x-mock-fault: status=503,target=p1"

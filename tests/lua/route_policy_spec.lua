@@ -1,0 +1,72 @@
+-- The default routing policy (pipelines/route.lua): triage, easy tiers first, token caps.
+local policy = dofile(require("moongate.base").home .. "/pipelines/route.lua")
+
+local function user(text, extra)
+  local d = { model = "m", messages = { { role = "user", content = text } } }
+  for k, v in pairs(extra or {}) do d[k] = v end
+  return d
+end
+
+local function ctx(model, tokens)
+  return { model = model, count_tokens = function() return tokens or 10 end, health = function() return { state = "closed" } end }
+end
+
+local MODEL = {
+  route = { { provider = "big", model = "gpt-4o", timeout = 5 } },
+  easy_route = { { provider = "small", model = "gpt-4o-mini", timeout = 2 } },
+  deadline = 10, max_output_tokens = 256,
+}
+
+local function providers(plan)
+  local out = {}
+  for i, t in ipairs(plan.tiers) do out[i] = t.provider end
+  return out
+end
+
+describe("pipelines/route.lua", function()
+  it("triages short plain questions as easy", function()
+    assert.are.equal("easy", policy.triage(user("What is the capital of France?")))
+    assert.are.equal("easy", policy.triage(user("Translate 'good morning' to Spanish")))
+  end)
+
+  it("triages long, technical, multi-turn or tool-using requests as hard", function()
+    assert.are.equal("hard", policy.triage(user(string.rep("word ", 300))))
+    assert.are.equal("hard", policy.triage(user("Explain why the sky is blue, step by step")))
+    assert.are.equal("hard", policy.triage(user("Fix this:\n```lua\nprint(1\n```")))
+    assert.are.equal("hard", policy.triage(user("hi", { tools = { {} } })))
+    assert.are.equal("hard", policy.triage(user("hi", { response_format = { type = "json_object" } })))
+    local d = user("hi")
+    for i = 1, 7 do d.messages[#d.messages + 1] = { role = "user", content = "more " .. i } end
+    assert.are.equal("hard", policy.triage(d))
+  end)
+
+  it("sends easy requests to the cheap tiers first, the configured route behind them", function()
+    local plan = policy.plan({ model = "m", doc = user("What is 2+2?") }, ctx(MODEL))
+    assert.are.same({ "small", "big" }, providers(plan))
+    assert.are.equal("easy", plan.triage)
+    assert.are.equal(10, plan.deadline)
+    assert.are.equal(256, plan.max_output_tokens)
+  end)
+
+  it("sends hard requests straight to the configured route", function()
+    local plan = policy.plan({ model = "m", doc = user("Design a sharded database architecture") }, ctx(MODEL))
+    assert.are.same({ "big" }, providers(plan))
+    assert.are.equal("hard", plan.triage)
+  end)
+
+  it("without easy tiers, no triage: the route as configured", function()
+    local plan = policy.plan({ model = "m", doc = user("hi") }, ctx({ route = MODEL.route }))
+    assert.are.same({ "big" }, providers(plan))
+    assert.is_nil(plan.triage)
+  end)
+
+  it("refuses prompts over max_input_tokens with 400 context_length_exceeded", function()
+    local m = { route = MODEL.route, max_input_tokens = 100 }
+    local plan, msg, status, code = policy.plan({ model = "m", doc = user("x") }, ctx(m, 101))
+    assert.is_nil(plan)
+    assert.are.equal("the prompt has 101 tokens, more than this model's limit of 100", msg)
+    assert.are.equal(400, status)
+    assert.are.equal("context_length_exceeded", code)
+    assert.truthy(policy.plan({ model = "m", doc = user("x") }, ctx(m, 100)))
+  end)
+end)
