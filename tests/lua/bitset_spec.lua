@@ -53,7 +53,8 @@ describe("bitset under the JIT", function()
     end
     v.off()
     local f = assert(io.open(out))
-    local log = f:read("*a")
+    -- jit.v's own code may be traced while v.off() runs: those lines are not ours
+    local log = f:read("*a"):gsub("[^\n]*[ (/]v%.lua:[^\n]*\n?", "")
     f:close()
     os.remove(out)
     assert.are.equal(1667, n)
