@@ -573,7 +573,10 @@ function M.index(dir, paths, opts)
   local w, err = M.writer(dir, opts)
   if not w then return nil, err end
   local ok, res, cerr = pcall(function()
-    for _, p in ipairs(paths) do w:scanned(p, store.is_dir(p)) end
+    for _, p in ipairs(paths) do
+      p = ingest.clean_path(p)
+      w:scanned(p, store.is_dir(p))
+    end
     local total, done = 0, 0
     local sizes = {}
     if opts.progress then

@@ -235,6 +235,13 @@ describe("retrieval index", function()
     store.remove_tree(src)
   end)
 
+  it("knows a file by one path however it is spelled", function()
+    local ingest = require "moongate.retrieval.ingest"
+    assert.are.same({ "docs/a.md", "docs", "/x/y", "/", "a/b" },
+      { ingest.clean_path("./docs//a.md"), ingest.clean_path("././docs/"), ingest.clean_path("/x/./y"),
+        ingest.clean_path("/"), ingest.clean_path("a/b/") })
+  end)
+
   it("refuses to change the chunking of an existing index", function()
     build(dir)
     assert.are.same({ nil, "the index was chunked with max_tokens = 800; index into a new folder to change it" },

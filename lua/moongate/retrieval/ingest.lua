@@ -63,10 +63,19 @@ end
 
 --- Expand PATHs (files and folders, recursively; hidden entries skipped) into the files to
 -- ingest. Returns files, skipped | nil, err.
+--- A path as documents are known by: "./docs//a.md" and "docs/a.md" are one document.
+function M.clean_path(p)
+  p = p:gsub("/+", "/")
+  while p:sub(1, 2) == "./" and #p > 2 do p = p:sub(3) end
+  p = p:gsub("/%./", "/")
+  if #p > 1 then p = p:gsub("/$", "") end
+  return p
+end
+
 function M.files(paths)
   local files, skipped = {}, {}
   for _, p in ipairs(paths) do
-    local ok, err = walk(p, files, skipped)
+    local ok, err = walk(M.clean_path(p), files, skipped)
     if not ok then return nil, err end
   end
   return files, skipped
