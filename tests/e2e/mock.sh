@@ -56,6 +56,17 @@ check "last request seen" '"path":"/v1/chat/completions"' "$(curl -s $base/mock/
 post /mock/reset >/dev/null
 check "stats reset" 0 "$(curl -s $base/mock/stats | grep -o '"requests":[0-9]*' | cut -d: -f2)"
 
+# --latency and --fault from the command line
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$MOONGATE" mock --listen 127.0.0.1:$port2 --latency 200 --fault status=503 2>/dev/null &
+pid2=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port2/mock/stats" && break; sleep 0.05; done
+out=$(curl -s -X POST http://127.0.0.1:$port2/v1/chat/completions -d "$B" -o /dev/null -w '%{http_code} %{time_total}')
+check "--fault status=503" 503 "${out% *}"
+check "--latency 200: at least 200 ms" 1 "$(awk -v t="${out#* }" 'BEGIN{print (t >= 0.2 && t < 2) ? 1 : 0}')"
+check "x-mock-fault: none overrides --fault" 200 "$(curl -s -X POST http://127.0.0.1:$port2/v1/chat/completions -H 'x-mock-fault: none' -d "$B" -o /dev/null -w '%{http_code}')"
+kill -TERM $pid2; wait $pid2
+
 "$MOONGATE" mock --fault nope >/dev/null 2>&1; check "bad --fault exits 2" 2 $?
 check "bad --fault says why" "moongate mock: bad --fault: unknown fault 'nope'" "$("$MOONGATE" mock --fault nope 2>&1)"
 "$MOONGATE" mock --listen nowhere >/dev/null 2>&1; check "bad --listen exits 2" 2 $?
