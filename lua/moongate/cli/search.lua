@@ -200,6 +200,10 @@ return function(args)
         for rank, h in ipairs(hits) do
           local where = h.doc_id
           if #h.heading > 0 then where = where .. " > " .. table.concat(h.heading, " > ") end
+          if #where > 100 and #h.heading > 1 then
+            -- keep the document and the innermost heading; elide what lies between
+            where = h.doc_id .. " > ... > " .. h.heading[#h.heading]
+          end
           local parts = {}
           for _, name in ipairs { "bm25", "dense", "rerank" } do
             if h.scores[name] then parts[#parts + 1] = ("%s %.3f"):format(name, h.scores[name]) end
