@@ -673,7 +673,7 @@ function Mock:chat(req, res, body, f)
       finish_reason = finish }
   end
   local out = { id = cid, object = "chat.completion", created = created, model = model,
-    system_fingerprint = "fp_mock", choices = choices, usage = usage() }
+    system_fingerprint = "fp_mock", service_tier = "default", choices = choices, usage = usage() }
   return send_body(res, f, json.encode(out))
 end
 

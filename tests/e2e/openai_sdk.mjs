@@ -83,6 +83,28 @@ test("chat completion: the upstream's answer and moongate's headers", async () =
   assert.equal(sent.model, "mock-small");
   assert.equal(sent.temperature, 0.2);
   assert.deepEqual(sent.messages, USER);
+  // a response field moongate does not use arrives untouched
+  assert.equal(data.service_tier, "default");
+});
+
+test("headers: x-* and openai-* go upstream; keys, cookies and hop-by-hop headers do not", async () => {
+  const r = await fetch(`${gw.url}/chat/completions`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json", authorization: "Bearer sk-client",
+      "x-trace-tag": "abc", "openai-organization": "org-1", "x-api-key": "sk-leak",
+      cookie: "session=leak", "proxy-authorization": "Basic leak", "x-forwarded-host": "evil",
+    },
+    body: JSON.stringify({ model: "default", messages: USER }),
+  });
+  assert.equal(r.status, 200);
+  const h = (await primary.last()).headers;
+  assert.equal(h["x-trace-tag"], "abc");
+  assert.equal(h["openai-organization"], "org-1");
+  assert.equal(h.authorization, "Bearer sk-primary");
+  for (const k of ["x-api-key", "cookie", "proxy-authorization", "x-forwarded-host"]) {
+    assert.equal(h[k], undefined, `${k} went upstream`);
+  }
 });
 
 test("stream: deltas join into the answer, ending cleanly", async () => {
@@ -101,6 +123,7 @@ test("stream: deltas join into the answer, ending cleanly", async () => {
   assert.ok(chunks >= 5, `${chunks} chunks`);
   // the client did not ask for usage: moongate asked upstream for it and removed it again
   assert.equal(usage, null);
+  assert.deepEqual(JSON.parse((await primary.last()).body).stream_options, { include_usage: true });
 });
 
 test("stream with include_usage: the usage chunk comes last", async () => {
