@@ -252,6 +252,26 @@ test("anthropic provider: tool use becomes tool_calls, and tool results go back"
   assert.equal(r2.choices[0].message.content, "mock answer: weather in Rome [tool: 25C]");
 });
 
+test("anthropic provider: streamed tool use arrives as tool_call deltas", async () => {
+  const stream = await client.chat.completions.create({
+    model: "claude", messages: [{ role: "user", content: "weather in Lima" }], tools: TOOLS, stream: true });
+  let name = "", args = "", id = "", finish = null;
+  for await (const c of stream) {
+    const ch = c.choices[0];
+    if (!ch) continue;
+    for (const tc of ch.delta?.tool_calls || []) {
+      if (tc.id) id = tc.id;
+      if (tc.function?.name) name += tc.function.name;
+      if (tc.function?.arguments) args += tc.function.arguments;
+    }
+    if (ch.finish_reason) finish = ch.finish_reason;
+  }
+  assert.equal(name, "get_weather");
+  assert.match(id, /^toolu_mock_/);
+  assert.deepEqual(JSON.parse(args), { city: "weather in Lima", days: 1 });
+  assert.equal(finish, "tool_calls");
+});
+
 // The SDK's error for a call: its class name, status, error member and headers.
 async function sdkError(p) {
   try {
