@@ -7,7 +7,7 @@ local bit = require "bit"
 
 local floor, max, min = math.floor, math.max, math.min
 local concat, insert = table.concat, table.insert
-local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
+local type, tostring, tonumber, pairs, ipairs, next = type, tostring, tonumber, pairs, ipairs, next
 
 local M = {}
 
@@ -193,6 +193,19 @@ local function pieces(text)
   return out
 end
 M.pieces = pieces
+
+-- stop: null, a string, or an array of strings; returns nil or the error message.
+local function check_stop(stop, name)
+  if stop == nil or stop == json.null or type(stop) == "string" then return nil end
+  if type(stop) == "table" then
+    local ok = true
+    for k, v in pairs(stop) do
+      if type(k) ~= "number" or type(v) ~= "string" then ok = false end
+    end
+    if ok then return nil end
+  end
+  return "'" .. name .. "' must be a string or an array of strings"
+end
 
 -- Cut text at its first stop sequence; returns text, cut?
 local function apply_stop(text, stop)
@@ -540,6 +553,23 @@ local function as_array(v)
   return v
 end
 
+-- tools must be an array of {type="function", function={name=...}} (OpenAI) or {name=...}
+-- (Anthropic); returns nil or the error message.
+local function check_tools(tools, anthropic)
+  if tools == nil or tools == json.null then return nil end
+  if type(tools) ~= "table" or not (json.is_array(tools) or next(tools) == nil) then
+    return "'tools' must be an array"
+  end
+  for i, t in ipairs(tools) do
+    local fn = type(t) == "table" and (anthropic and t or t["function"]) or nil
+    if type(fn) ~= "table" or type(fn.name) ~= "string" or fn.name == "" then
+      return string.format(anthropic and "tools.%d.name: field required"
+        or "tools[%d].function.name: a function name is required", i - 1)
+    end
+  end
+  return nil
+end
+
 -- Decide whether the model "calls a tool": tools given, tool_choice not "none", and the model
 -- did not just receive tool output (unless tool_choice forces one).
 local function pick_tool(tools, choice, got_results)
@@ -573,7 +603,11 @@ function Mock:chat(req, res, body, f)
       return error_response(400, "messages[" .. (i - 1) .. "]: each message needs a role")
     end
   end
-  local n = tonumber(body.n) or 1
+  local terr = check_tools(body.tools, false) or check_stop(body.stop, "stop")
+  if terr then return error_response(400, terr) end
+  local n = body.n
+  if n == nil or n == json.null then n = 1 end
+  if type(n) ~= "number" then return error_response(400, "'n' must be 1-16") end
   if n < 1 or n > 16 or n ~= floor(n) then return error_response(400, "'n' must be 1-16") end
   local max_tokens = body.max_completion_tokens
   if max_tokens == nil or max_tokens == json.null then max_tokens = body.max_tokens end
@@ -738,6 +772,14 @@ function Mock:anthropic(req, res, body, f)
   if not messages or #messages == 0 then
     return error_response(400, "messages: at least one message is required", true)
   end
+  for i, m in ipairs(messages) do
+    if type(m) ~= "table" or (m.role ~= "user" and m.role ~= "assistant") then
+      return error_response(400, "messages." .. (i - 1) .. ".role: must be \"user\" or \"assistant\"", true)
+    end
+  end
+  local terr = check_tools(body.tools, true) or check_stop(body.stop_sequences, "stop_sequences")
+    or (type(body.stop_sequences) == "string" and "stop_sequences: must be an array" or nil)
+  if terr then return error_response(400, terr, true) end
   local id = self:next_id()
   local mid = "msg_mock_" .. id
   local all = {}

@@ -244,6 +244,13 @@ describe("mock", function()
     out = call(app, req("POST", "/v1/chat/completions", { model = "m", messages = {} }))
     assert.are.equal("'messages' must be a non-empty array", json.decode(out.body).error.message)
     assert.are.equal(405, call(app, req("GET", "/v1/chat/completions")).status)
+    out = call(app, req("POST", "/v1/chat/completions", { model = "m", messages = CHAT.messages, tools = { 1 } }))
+    assert.are.equal("tools[0].function.name: a function name is required", json.decode(out.body).error.message)
+    out = call(app, req("POST", "/v1/chat/completions", { model = "m", messages = CHAT.messages, stop = 5 }))
+    assert.are.equal("'stop' must be a string or an array of strings", json.decode(out.body).error.message)
+    out = call(app, req("POST", "/v1/messages", { model = "m", max_tokens = 5, messages = { { role = "system", content = "x" } } }))
+    assert.are.same({ type = "error", error = { type = "invalid_request_error",
+      message = 'messages.0.role: must be "user" or "assistant"' } }, json.decode(out.body))
     assert.are.equal(404, call(app, req("GET", "/v2/nothing")).status)
   end)
 
