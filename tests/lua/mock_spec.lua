@@ -264,4 +264,24 @@ describe("mock", function()
       messages = { { role = "user", content = "x" } } }, { ["x-api-key"] = "sk-test" }))
     assert.are.equal(200, out.status)
   end)
+  it("answers junk bodies with 4xx, never a handler error", function()
+    local app = mock.new{}
+    local vals = { json.null, 1, -1, 0, 1e308, "x", "", true, false, {}, { 1 }, { {} }, { a = 1 },
+      { role = "user" }, { { role = "user", content = { 1, 2 } } }, { { role = 5, content = "x" } },
+      { { role = "tool", content = { { type = "text" } } } },
+      { { role = "user", content = { { type = "tool_result", content = { { text = 5 } } } } } } }
+    local keys = { "model", "messages", "tools", "tool_choice", "response_format", "stop", "max_tokens",
+      "n", "stream", "stream_options", "input", "dimensions", "encoding_format", "system",
+      "stop_sequences" }
+    local paths = { "/v1/chat/completions", "/v1/embeddings", "/v1/messages" }
+    math.randomseed(7)
+    for _ = 1, 3000 do
+      local b = { model = "m", messages = { { role = "user", content = "hi there" } }, max_tokens = 50, input = "x" }
+      for _ = 1, math.random(1, 4) do b[keys[math.random(#keys)]] = vals[math.random(#vals)] end
+      if math.random() < 0.3 then b.tools = { { type = "function", ["function"] = vals[math.random(#vals)] } } end
+      local ok, out = pcall(call, app, req("POST", paths[math.random(#paths)], b))
+      assert(ok, out)
+      if out then assert.is_true(out.status == 200 or (out.status >= 400 and out.status < 500), out.body) end
+    end
+  end)
 end)
