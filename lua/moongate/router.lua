@@ -93,7 +93,9 @@ function M.run(plan, attempt, opts)
         probe = is_probe
       end
       attempts = attempts + 1
-      local budget = min(tier.timeout or 30, deadline - t)
+      local tier_timeout = tier.timeout or 30
+      local cut = deadline - t <= tier_timeout   -- the deadline, not the tier, bounds this attempt
+      local budget = cut and deadline - t or tier_timeout
       local res, fail = attempt(tier, budget, attempts)
       if res then
         if brk then brk:success(tier.provider, probe) end
@@ -117,7 +119,9 @@ function M.run(plan, attempt, opts)
       nfail = nfail + 1
       if fail.reason == "timeout" then
         ntimeout = ntimeout + 1
-        if now() >= deadline then deadline_hit = true end
+        -- a timer may fire a hair before the deadline it was set for: a timeout of an attempt
+        -- the deadline cut short is the deadline's
+        if cut or now() >= deadline then deadline_hit = true end
       end
       if fail.status == 429 then
         n429 = n429 + 1

@@ -141,6 +141,14 @@ describe("router.run", function()
     assert.are.equal("deadline_exceeded", f.code)
   end)
 
+  it("a timeout of an attempt the deadline cut short is the deadline's, even a hair early", function()
+    local w = world{ a = function(budget) return { fail = { reason = "timeout", kind = "retry" }, took = budget - 0.001 } end }
+    local plan = { tiers = { { provider = "a", timeout = 5 } } }
+    local _, f = router.run(plan, w.attempt, w.opts{ deadline = 1 })
+    assert.are.equal(504, f.status)
+    assert.are.equal("deadline_exceeded", f.code)
+  end)
+
   it("every attempt timing out before the deadline is a 504 upstream_timeout", function()
     local w = world{ a = { fail = { reason = "timeout", kind = "retry" }, took = 1 } }
     local _, f = router.run(tiers("a"), w.attempt, w.opts{ deadline = 10 })

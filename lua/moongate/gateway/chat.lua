@@ -10,7 +10,8 @@ local usage = require "moongate.gateway.usage"
 local M = {}
 
 local now, sleep = moongate.now, moongate.sleep
-local find, format = string.find, string.format
+local find, format, byte = string.find, string.format, string.byte
+local concat = table.concat
 local reload
 
 -- Headers of the client's request that go upstream: x-* (minus keys) and openai-*. Never
@@ -372,21 +373,33 @@ function M.handle(gw, req, res, tenant)
   res:start(200, headers)
   local events = result.events
   local idle = gw.idle_timeout
+  local pending = events.pending
   local data, chunk = result.first, result.first_chunk
   local done = false
   local failure
+  -- events that are already buffered go out in one write
+  local parts, np, size = {}, 0, 0
   while true do
-    local u = chunk.usage
     local relay = true
-    if type(u) == "table" then
-      usage.record(tier.provider, tier.model or name, u)
-      if not client_usage then
-        local ch = chunk.choices
-        if ch == nil or (type(ch) == "table" and #ch == 0) then relay = false end
+    if chunk then
+      local u = chunk.usage
+      if type(u) == "table" then
+        usage.record(tier.provider, tier.model or name, u)
+        if not client_usage then
+          local ch = chunk.choices
+          if ch == nil or (type(ch) == "table" and #ch == 0) then relay = false end
+        end
       end
     end
     if relay then
-      if not res:write("data: " .. data .. "\n\n") then
+      np = np + 1
+      parts[np] = "data: " .. data .. "\n\n"
+      size = size + #data + 8
+    end
+    if np > 0 and (size > 65536 or not pending or not pending(events)) then
+      local ok = res:write(np == 1 and parts[1] or concat(parts, "", 1, np))
+      np, size = 0, 0
+      if not ok then
         events:close()      -- the client left: stop paying for tokens nobody reads
         return nil
       end
@@ -398,10 +411,20 @@ function M.handle(gw, req, res, tenant)
       break
     end
     if data == "[DONE]" then done = true; break end
-    local f
-    chunk, f = check_event(data)
-    if not chunk then failure = f.message; break end
+    -- decode only what needs reading: a usage chunk or an error; check the rest is an object
+    if byte(data, 1) ~= 123 or byte(data, -1) ~= 125 then
+      failure = "upstream sent malformed stream data"
+      break
+    end
+    if find(data, '"usage":{', 1, true) or find(data, '"usage": {', 1, true) or find(data, '"error"', 1, true) then
+      local f
+      chunk, f = check_event(data)
+      if not chunk then failure = f.message; break end
+    else
+      chunk = nil
+    end
   end
+  if np > 0 then res:write(concat(parts, "", 1, np)) end
   events:close()
   if done then
     res:write("data: [DONE]\n\n")

@@ -252,6 +252,10 @@ function Events:next(timeout)
   end
 end
 
+function Events:pending()
+  return self.qi <= #self.queue or self.reader:pending()
+end
+
 function Events:close() self.reader:close() end
 
 local function headers_for(self, fwd)

@@ -132,6 +132,7 @@ function Events:next()
   return self.list[i]
 end
 function Events:close() self.i = #self.list end
+function Events:pending() return self.i < #self.list end
 
 function Provider:chat(req, tier, budget)
   local doc = req.doc
