@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Client keys (401 without one, the tenant reaching the routing policy), the degrade tier
+# (extractive answer when every provider failed), usage accounting, /v1/models/{id}.
+. "$(dirname "$0")/lib/gateway.bash"
+
+start_mock p1
+cat > "$GW_TMP/route.lua" <<'LUA'
+-- tenant "gold" gets a shorter deadline, to show the policy sees the tenant
+local router = require "moongate.router"
+return { plan = function(req, ctx)
+  local plan = router.default_plan(ctx.model)
+  if req.tenant == "gold" then plan.tiers = { { provider = "p1", model = "gold-model" } } end
+  return plan
+end }
+LUA
+cat > "$GW_TMP/conf.lua" <<LUA
+return {
+  providers = { p1 = { kind = "mock", base_url = "$MOCK_p1_URL" } },
+  models = {
+    default = { route = { { provider = "p1", model = "m1", timeout = 2 } } },
+    safe = { route = { { provider = "p1", model = "m1", timeout = 2 } }, degrade = true },
+  },
+  route_policy = "route.lua",
+  auth = { keys = { ["sk-team-a"] = "team-a", ["sk-gold"] = "gold" } },
+}
+LUA
+start_gateway "$GW_TMP/conf.lua"
+Q='{"model":"default","messages":[{"role":"user","content":"hi"}]}'
+
+chat "$Q"
+check "no key: 401" "$STATUS $(json_field "d['error']['code'], d['error']['type']")" "401 invalid_api_key authentication_error"
+chat "$Q" -H 'authorization: Bearer sk-wrong'
+check "unknown key: 401" "$STATUS" 401
+chat "$Q" -H 'authorization: Bearer sk-team-a'
+check "known key: 200" "$STATUS $(header x-moongate-model)" "200 m1"
+chat "$Q" -H 'authorization: Bearer sk-gold'
+check "the policy sees the tenant" "$STATUS $(header x-moongate-model)" "200 gold-model"
+check "health needs no key" "$(curl -s -o /dev/null -w '%{http_code}' "$GW/health")" 200
+
+chat '{"model":"safe","messages":[{"role":"system","content":"The warehouse closes at 6pm on Fridays. Deliveries arrive on Mondays."},{"role":"user","content":"When does the warehouse close on Fridays?"}]}' \
+  -H 'authorization: Bearer sk-team-a' -H 'x-mock-fault: status=503'
+check "degrade: 200 from the extractive tier" "$STATUS $(header x-moongate-degraded) $(header x-moongate-provider)" "200 true extractive"
+check "degrade: answered from the conversation" "$(json_field "'6pm' in d['choices'][0]['message']['content']")" True
+chat '{"model":"default","messages":[{"role":"user","content":"x"}]}' -H 'authorization: Bearer sk-team-a' -H 'x-mock-fault: status=503'
+check "no degrade: the error" "$STATUS" 502
+
+USAGE=$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/admin/usage")
+check "usage per provider and model" "$(echo "$USAGE" | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']['p1']; print(u['m1']['requests'], u['gold-model']['requests'], u['m1']['prompt_tokens'] > 0)")" "1 1 True"
+check "GET /v1/models/default" "$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/v1/models/default" | python3 -c "import sys,json; d=json.load(sys.stdin); print(d['id'], d['object'])")" "default model"
+check "GET /v1/models/nope: 404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer sk-team-a' "$GW/v1/models/nope")" 404
+finish
