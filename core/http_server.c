@@ -629,20 +629,26 @@ static int on_headers_complete(http_parser *p)
     c->is_head = p->method == HTTP_HEAD;
     c->state = C_BODY;
     int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+    int hosts = 0;
     for (int i = 0; i < c->nhdrs; i++) {
         hdr *h = &c->hdrs[i];
         /* "Host : x" and other non-token names: a request-smuggling vector (RFC 9112 5.1) */
         if (!valid_token(c->head.p + h->name_off, h->name_len))
             return fail(c, 400, "bad request: invalid header name", "bad_request");
+        if (ieq(c->head.p + h->name_off, h->name_len, "host")) hosts++;
         if (!ieq(c->head.p + h->name_off, h->name_len, "expect")) continue;
         if (!ieq(c->head.p + h->val_off, h->val_len, "100-continue"))
             return fail(c, 417, "unsupported expect header", "expectation_failed");
-        if (has_body) {
+        if (has_body && p->http_minor >= 1) {   /* never a 100 to an HTTP/1.0 client */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             struct iovec iov = {(void *)cont, sizeof cont - 1};
             if (conn_writev(c, &iov, 1)) return fail(c, 400, "write failed", "bad_request");
         }
     }
+    /* RFC 9112 3.2: an HTTP/1.1 request carries exactly one Host */
+    if (p->http_minor >= 1 && hosts != 1)
+        return fail(c, 400, hosts ? "bad request: more than one host header" : "bad request: missing host header",
+                    "bad_request");
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 && p->content_length <= (1u << 26))
         buf_reserve(&c->body, p->content_length);
     timer_set(c, c->s->body_timeout);

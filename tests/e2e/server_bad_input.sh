@@ -71,6 +71,11 @@ check_error("transfer-encoding other than chunked -> 400",
 check_error("NUL in a header -> 400",
             exchange(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"),
             400, "bad request: invalid character in header", "bad_request")
+check_error("HTTP/1.1 without Host -> 400", exchange(b"GET /hello HTTP/1.1\r\nX-A: b\r\n\r\n"),
+            400, "bad request: missing host header", "bad_request")
+check_error("two Host headers -> 400", exchange(b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            400, "bad request: more than one host header", "bad_request")
+check("HTTP/1.0 without Host -> 200", exchange(b"GET /hello HTTP/1.0\r\n\r\n")[:3:2] == (200, b"hello"))
 check_error("unknown expectation -> 417",
             exchange(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx"),
             417, "unsupported expect header", "expectation_failed")
