@@ -60,6 +60,21 @@ expect_eq "exit status after grace" 0 "$code"
 python3 -c "import sys; sys.exit(0 if 0.9 <= $t1-$t0 < 2 else 1)" && pass "stopped at the 1 s grace" || fail "grace stop took $(python3 -c "print($t1-$t0)") s"
 expect_eq "cut request: curl sees an empty reply (52)" 52 "$rc"
 
+# --- a second SIGTERM does not wait for the grace period
+make_conf hi 30
+start_server "$WORK/conf.lua"
+URL="http://127.0.0.1:$PORT"
+curl -s "$URL/slow?s=5" >/dev/null &
+CURL=$!
+sleep 0.3
+t0=$(date +%s.%N)
+kill -TERM "$SERVER_PID"; sleep 0.2; kill -TERM "$SERVER_PID"
+code=0; wait "$SERVER_PID" || code=$?; SERVER_PID=
+t1=$(date +%s.%N)
+wait "$CURL" || true
+expect_eq "exit status after a second SIGTERM" 0 "$code"
+python3 -c "import sys; sys.exit(0 if $t1-$t0 < 1 else 1)" && pass "second SIGTERM stops at once" || fail "second SIGTERM took $(python3 -c "print($t1-$t0)") s"
+
 # --- SIGHUP: new config and app for new requests; a broken app keeps the old one
 make_app v1; make_conf hi 5
 start_server "$WORK/conf.lua"

@@ -20,7 +20,8 @@ Relative paths in the config resolve against its folder (config.resolve).
 Without a config the default app answers GET /health.
 
 --workers N runs N processes sharing the port (SO_REUSEPORT).
-SIGTERM (or SIGINT): stop accepting, finish in-flight requests, exit 0.
+SIGTERM (or SIGINT): stop accepting, finish in-flight requests, exit 0;
+a second one closes what is left at once.
 SIGHUP: reload the config and the app for new requests.
 ]]
 
@@ -90,7 +91,12 @@ return function(args)
     config = cfg.path })
 
   local function drain()
-    if listener:stats().draining then return end
+    if listener:stats().draining then
+      -- a second SIGTERM / SIGINT: do not wait for the grace period
+      log.warn("stopping now", { connections = listener:stats().connections })
+      listener:close()
+      return
+    end
     log.info("draining", { grace = cfg.grace, connections = listener:stats().connections })
     listener:stop(config.get().grace)
   end
