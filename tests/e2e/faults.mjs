@@ -4,6 +4,7 @@
 // never exceed the cap, an open breaker keeps traffic off a dead provider, and a probe goes
 // through after the cool-down.
 import { test, before, after } from "node:test";
+import fs from "node:fs";
 import http from "node:http";
 import assert from "node:assert/strict";
 import { requireBinary, startMock, startGateway, writeConfig, stop, stopAll, chat, sseEvents } from "./lib/mockenv.mjs";
@@ -287,6 +288,30 @@ test("a client that disconnects mid-stream cancels the upstream transfer", async
   assert.equal(s2.stream_finished, 0, "the upstream stream ran to its end");
   assert.ok(s1.stream_events <= 4, `${s1.stream_events} events sent 0.8 s after the client left`);
   assert.equal(s2.stream_events, s1.stream_events, "the upstream kept streaming");
+});
+
+const rssMB = (pid) => Number(fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]) / 1024;
+
+test("a client that reads nothing holds the upstream back; moongate buffers a bounded amount", async () => {
+  await resetCounts();
+  const rss0 = rssMB(gw.child.pid);
+  // a 60 MB answer in events of up to 4 kB (~45,000 events); the client never reads
+  const res = await openStream(gw.base, { model: "alone", stream: true,
+    messages: question("x".repeat(4000)), mock: { answer_bytes: 60_000_000 } });
+  assert.equal(res.statusCode, 200);
+  res.pause();
+  await sleep(1500);
+  const s1 = await primary.stats();
+  await sleep(1000);
+  const s2 = await primary.stats();
+  const grown = rssMB(gw.child.pid) - rss0;
+  res.destroy();
+  console.log(`# paused client: ${s2.stream_events} events left the mock, gateway RSS +${grown.toFixed(1)} MB`);
+  assert.equal(s2.stream_events, s1.stream_events, "the upstream kept streaming to a client that reads nothing");
+  assert.ok(s2.stream_events < 15_000, `${s2.stream_events} of ~45,000 events left the mock`);
+  assert.ok(grown < 24, `the gateway grew by ${grown} MB`);
+  await sleep(300);
+  assert.equal((await primary.stats()).stream_finished, 0);
 });
 
 test("a long stream of small events is relayed in reasonable time", {
