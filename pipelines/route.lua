@@ -33,6 +33,27 @@ function M.triage(doc)
   return "easy"
 end
 
+local TRIAGE_PROMPT = "Classify the user's request. Answer with exactly one word: easy (a short " ..
+  "factual or conversational request a small model answers well) or hard (reasoning, code, " ..
+  "analysis, long or multi-step work)."
+
+-- triage_with_model(doc, tier, ctx) -> "easy" | "hard" | nil (no usable answer: use the heuristic)
+function M.triage_with_model(doc, tier, ctx)
+  local last
+  for i = #doc.messages, 1, -1 do
+    local m = doc.messages[i]
+    if m.role == "user" and type(m.content) == "string" then last = m.content; break end
+  end
+  if not last then return nil end
+  local text = ctx.ask(tier, { { role = "system", content = TRIAGE_PROMPT },
+                               { role = "user", content = last:sub(1, 4000) } }, tier.timeout or 1)
+  if not text then return nil end
+  text = text:lower()
+  if text:find("hard", 1, true) then return "hard" end
+  if text:find("easy", 1, true) then return "easy" end
+  return nil
+end
+
 -- plan(req, ctx) -> plan | nil, message, status, code
 -- req: model (the client's name), doc (decoded body), stream, tenant, headers
 -- ctx: model (its config entry), health(provider) -> breaker state, count_tokens() -> n
@@ -48,7 +69,9 @@ function M.plan(req, ctx)
   local tiers = router.weighted_order(m.route)
   local level
   if m.easy_route then
-    level = M.triage(req.doc)
+    -- a small fast model decides when one is configured; the local heuristic otherwise
+    if m.triage_model and ctx.ask then level = M.triage_with_model(req.doc, m.triage_model, ctx) end
+    level = level or M.triage(req.doc)
     if level == "easy" then
       -- the cheap tiers first; the configured route stays behind them as the escalation
       local easy = router.weighted_order(m.easy_route)

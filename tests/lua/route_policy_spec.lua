@@ -60,6 +60,25 @@ describe("pipelines/route.lua", function()
     assert.is_nil(plan.triage)
   end)
 
+  it("asks the triage model when one is configured, the heuristic when it has no usable answer", function()
+    local m = { route = MODEL.route, easy_route = MODEL.easy_route,
+                triage_model = { provider = "tiny", model = "tiny-1", timeout = 0.5 } }
+    local asked
+    local c = ctx(m)
+    c.ask = function(tier, messages, budget)
+      asked = { tier.provider, messages[2].content, budget }
+      return "Hard."
+    end
+    local plan = policy.plan({ model = "m", doc = user("What is 2+2?") }, c)
+    assert.are.same({ "tiny", "What is 2+2?", 0.5 }, asked)
+    assert.are.equal("hard", plan.triage)
+    assert.are.same({ "big" }, providers(plan))
+    c.ask = function() return nil, "timeout" end
+    assert.are.equal("easy", policy.plan({ model = "m", doc = user("What is 2+2?") }, c).triage)
+    c.ask = function() return "I cannot say" end
+    assert.are.equal("hard", policy.plan({ model = "m", doc = user("Explain why, step by step") }, c).triage)
+  end)
+
   it("refuses prompts over max_input_tokens with 400 context_length_exceeded", function()
     local m = { route = MODEL.route, max_input_tokens = 100 }
     local plan, msg, status, code = policy.plan({ model = "m", doc = user("x") }, ctx(m, 101))

@@ -131,6 +131,27 @@ local function error_response(gw, f, extra_headers)
   return errors.response(f.status, f.message, f.code, h)
 end
 
+-- asker(gw) -> ask(tier, messages[, budget]) -> answer text | nil, err: one non-streamed call to a
+-- provider outside the request's plan (no retries, no breaker), for policies that consult a
+-- small fast model (triage).
+function M.asker(gw)
+  gw.ask = function(tier, messages, budget)
+    local p = gw.providers[tier.provider]
+    if not p then return nil, "unknown provider " .. tostring(tier.provider) end
+    local doc = { model = tier.model or "default", messages = messages, max_tokens = tier.max_tokens or 10,
+                  temperature = 0 }
+    local creq = { raw = assert(json.encode(doc)), doc = doc, model = doc.model, stream = false,
+                   idle = gw.idle_timeout, set = {} }
+    local r, fail = p:chat(creq, tier, budget or tier.timeout or 1)
+    if not r then return nil, fail and fail.message or "failed" end
+    local c = r.doc and r.doc.choices and r.doc.choices[1]
+    local text = c and c.message and c.message.content
+    if type(text) ~= "string" then return nil, "no answer" end
+    return text
+  end
+  return gw.ask
+end
+
 -- A non-streamed completion through the plan: result, info, seconds waited | nil, failure, waited
 local function complete(gw, creq, plan, deadline)
   local waited = 0
@@ -283,6 +304,7 @@ function M.handle(gw, req, res, tenant)
     config = gw.config,
     health = function(p) return gw.breaker:state(p) end,
     count_tokens = function() return count_tokens(doc, name) end,
+    ask = gw.ask or M.asker(gw),
   }
   local plan, perr, pstatus, pcode = policy.plan(rq, pctx)
   if not plan then
