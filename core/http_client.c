@@ -211,7 +211,7 @@ static int push_error(lua_State *co, xfer *x)
     lua_pushstring(co, error_name(x));
     if (x->abort_err && x->detail[0]) lua_pushstring(co, x->detail);
     else if (x->abort_err) lua_pushstring(co, x->abort_err);
-    else if (x->too_large) lua_pushfstring(co, "body larger than %d bytes", (int)x->max_body);
+    else if (x->too_large) lua_pushfstring(co, "body larger than %f bytes", (lua_Number)x->max_body);
     else lua_pushstring(co, x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
     return 3;
 }
@@ -653,8 +653,9 @@ static int l_request(lua_State *L)
     st.handles++;
     st.requests++;
     x->stream = stream;
-    x->max_body = max_body > 0 ? (size_t)max_body : 0;
-    x->buf_limit = stream_buffer > 0 ? (size_t)stream_buffer : DEFAULT_STREAM_BUFFER;
+    /* beyond 2^52 bytes a limit is no limit (and the cast stays defined) */
+    x->max_body = max_body > 0 && max_body < 0x1p52 ? (size_t)max_body : 0;
+    x->buf_limit = stream_buffer > 0 && stream_buffer < 0x1p52 ? (size_t)stream_buffer : DEFAULT_STREAM_BUFFER;
     x->follow = max_redirects > 0;
     x->wait.cancel = xfer_cancel;
     ev_timer_init(&x->idle, idle_cb, 0., 0.);
@@ -692,7 +693,7 @@ static int l_request(lua_State *L)
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (connect_timeout > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000 + 0.5));
+    if (connect_timeout > 0 && connect_timeout < 1e6) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000 + 0.5));
     if (max_redirects > 0) {
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(e, CURLOPT_MAXREDIRS, max_redirects);
