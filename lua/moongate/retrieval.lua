@@ -8,6 +8,7 @@
 -- Writing: retrieval.index(DIR, PATHS, opts) for files, retrieval.writer(DIR, opts) for
 -- documents given one by one (see moongate.retrieval.writer).
 local bit = require "bit"
+local ffi = require "ffi"
 local store = require "moongate.retrieval.store"
 local fusion = require "moongate.retrieval.fusion"
 
@@ -50,33 +51,42 @@ local function load_snapshot(dir, db, version)
     vs, err = vectors.load(vdir .. "/vectors.bin")
     if not vs then return nil, "cannot load vectors of version " .. version .. ": " .. tostring(err) end
   end
-  local rows = Q(db, [[SELECT vc.docno, vc.chunk_id, vc.also, c.tenant, c.labels, c.doc_id, c.simhash,
-      c.source, c.metadata FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
-      WHERE vc.version = ? ORDER BY vc.docno]], version)
-  if #rows ~= ix:count() then
-    return nil, "index version " .. version .. " is inconsistent (" .. #rows .. " chunks, " .. ix:count() .. " in bm25)"
-  end
-  local n = #rows
+  local n = ix:count()
   local snap = {
     version = version, settings = settings, bm25 = ix, vectors = vs, n = n,
-    chunk = {}, tenant = {}, labels = {}, doc_id = {}, simhash = {}, also = {}, source = {},
+    chunk = {}, tenant = {}, labels = {}, doc_id = {}, also = {}, source = {},
+    simhash = ffi.new("uint64_t[?]", n + 1),   -- 1-based like the tables, unboxed
     meta_json = {}, meta = {}, allow_cache = {}, allow_order = {},
     documents = vrow.documents, duplicates = vrow.duplicates, created_at = vrow.created_at,
   }
   local hex_hash = require("moongate.retrieval.writer").hex_hash
-  for i, r in ipairs(rows) do
-    snap.chunk[i] = r.chunk_id
-    snap.tenant[i] = r.tenant
-    snap.labels[i] = r.labels
-    snap.doc_id[i] = r.doc_id
-    snap.simhash[i] = hex_hash(r.simhash)
-    snap.source[i] = r.source
-    snap.meta_json[i] = r.metadata
-    if r.also ~= "" then
-      local a = {}
-      for d in r.also:gmatch("[^\n]+") do a[#a + 1] = d end
-      snap.also[i] = a
+  -- streamed row by row: an index of millions of chunks never holds all rows at once
+  local st = db:prepare([[SELECT vc.chunk_id, vc.also, c.tenant, c.labels, c.doc_id, c.simhash,
+      c.source, c.metadata FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
+      WHERE vc.version = ? ORDER BY vc.docno]])
+  st:bind(version)
+  local i = 0
+  local ok, err = pcall(function()
+    for r in st:rows() do
+      i = i + 1
+      snap.chunk[i] = r.chunk_id
+      snap.tenant[i] = r.tenant
+      snap.labels[i] = r.labels
+      snap.doc_id[i] = r.doc_id
+      snap.simhash[i] = hex_hash(r.simhash)
+      snap.source[i] = r.source
+      snap.meta_json[i] = r.metadata
+      if r.also ~= "" then
+        local a = {}
+        for d in r.also:gmatch("[^\n]+") do a[#a + 1] = d end
+        snap.also[i] = a
+      end
     end
+  end)
+  st:finalize()
+  if not ok then return nil, "index database: " .. tostring(err) end
+  if i ~= n then
+    return nil, "index version " .. version .. " is inconsistent (" .. i .. " chunks, " .. n .. " in bm25)"
   end
   return snap
 end

@@ -271,27 +271,29 @@ local function write_floats(path, vecs, dim)
 end
 
 -- Embeddings of the previous version, by chunk id, when made by the same embedder.
+-- Embeddings of the previous version made by the same embedder: {chunk id = float*} into
+-- the raw emb.f32 data (kept alive in .data), so unchanged chunks are not embedded again.
 local function previous_embeddings(self, emb)
+  local none = { ptr = {} }
   local prev = store.current_version(self.dir)
-  if not prev then return {} end
+  if not prev then return none end
   local rows = Q(self.db, "SELECT settings FROM versions WHERE version = ?", prev)
-  if #rows == 0 then return {} end
+  if #rows == 0 then return none end
   local json = require "moongate.json"
   local s = json.decode(rows[1].settings) or {}
   for _, k in ipairs { "embedder", "embedder_url", "embedder_model" } do
-    if s[k] ~= self.settings[k] then return {} end
+    if s[k] ~= self.settings[k] then return none end
   end
-  if s.dim ~= emb.dim then return {} end
+  if not s.dim or (emb.dim and s.dim ~= emb.dim) then return none end
   local data = store.read_file(self.dir .. "/v" .. prev .. "/emb.f32")
-  if not data then return {} end
+  if not data then return none end
   local map = Q(self.db, "SELECT docno, chunk_id FROM version_chunks WHERE version = ?", prev)
-  if #data ~= #map * emb.dim * 4 then return {} end
+  if #data ~= #map * s.dim * 4 then return none end
+  emb.dim = emb.dim or s.dim   -- a remote embedder learns its dimension from its first answer
   local base = ffi.cast("const char *", data)
-  local out = {}
+  local out = { data = data, ptr = {} }
   for _, r in ipairs(map) do
-    local v = ffi.new("float[?]", emb.dim)
-    ffi.copy(v, base + r.docno * emb.dim * 4, emb.dim * 4)
-    out[r.chunk_id] = v
+    out.ptr[r.chunk_id] = ffi.cast("const float *", base + r.docno * s.dim * 4)
   end
   return out
 end
@@ -330,15 +332,18 @@ function Writer:commit()
     end
   end
 
-  local live = Q(db, [[SELECT id, tenant, labels, doc_id, heading, text, tokens, simhash FROM chunks
-    WHERE added_version <= ? AND (removed_version IS NULL OR removed_version > ?)
-    ORDER BY doc_key, ordinal]], version, version)
+  local LIVE = [[FROM chunks WHERE added_version <= ? AND (removed_version IS NULL OR removed_version > ?)
+    ORDER BY doc_key, ordinal]]
 
-  -- dedupe: the first chunk of a near-duplicate group survives and keeps the others' doc ids
-  local keep, also = {}, {}
+  -- pass 1 (no texts): dedupe. The first chunk of a near-duplicate group survives and
+  -- keeps the others' doc ids.
+  local keep, keep_n, also = {}, 0, {}
   local dedupe = s.dedupe_distance and s.dedupe_distance >= 0 and new_deduper(s.dedupe_distance)
-  local dups, tokens = 0, 0
-  for _, c in ipairs(live) do
+  local dups, tokens, nlive = 0, 0, 0
+  local st = db:prepare("SELECT id, tenant, labels, doc_id, tokens, simhash " .. LIVE)
+  st:bind(version, version)
+  for c in st:rows() do
+    nlive = nlive + 1
     tokens = tokens + c.tokens
     local survivor, entry
     if dedupe then survivor, entry = dedupe(c.tenant .. "\0" .. c.labels, hex_hash(c.simhash)) end
@@ -352,60 +357,107 @@ function Writer:commit()
         if not present then a[#a + 1] = c.doc_id; also[sc.id] = a end
       end
     else
-      if entry then entry.chunk = c end
-      keep[#keep + 1] = c
+      if entry then entry.chunk = { id = c.id, doc_id = c.doc_id } end
+      keep_n = keep_n + 1
+      keep[c.id] = keep_n
     end
   end
-  progress("dedupe", #live, #live)
+  st:finalize()
+  progress("dedupe", nlive, nlive)
 
   local vdir = self.dir .. "/v" .. version
   store.remove_tree(vdir .. ".tmp")
   local ok, err = store.mkdir(vdir .. ".tmp")
   if not ok then return nil, err end
 
+  -- pass 2 (texts, streamed): BM25, and vectors in the same order
   local ix
   ix, err = bm25.new { k1 = s.k1, b = s.b, stem = s.stem, stopwords = s.stopwords }
   if not ix then return nil, err end
-  local texts = {}
-  for i, c in ipairs(keep) do
-    texts[i] = M.index_text(c.heading, c.text)
-    ix:add(texts[i])
-    if i % 1000 == 0 then progress("bm25", i, #keep) end
+  local emb, prev, vs, femb, queue, queued_texts
+  local embedded, reused = 0, 0
+  if s.embedder and s.embedder ~= "none" then
+    emb, err = M.embedder_for(s)
+    if not emb then ix:close(); return nil, err end
+    prev = previous_embeddings(self, emb)
+    femb, err = io.open(vdir .. ".tmp/emb.f32", "wb")
+    if not femb then ix:close(); return nil, err end
+    queue, queued_texts = {}, 0
+  end
+  local embedder = require "moongate.retrieval.embedder"
+  -- vectors go in docno order: queued items wait for a remote batch to come back
+  local function flush()
+    if queued_texts > 0 then
+      local texts = {}
+      for _, it in ipairs(queue) do if not it.ptr then texts[#texts + 1] = it.text end end
+      local fresh, ferr = embedder.embed_all(emb, texts)
+      if not fresh then error({ msg = ferr }) end
+      local j = 0
+      for _, it in ipairs(queue) do
+        if not it.ptr then j = j + 1; it.ptr = fresh[j] end
+      end
+      embedded = embedded + #texts
+    end
+    for _, it in ipairs(queue) do
+      if not vs then
+        vs, err = require("moongate.vectors").new(emb.dim, { quant = s.quant })
+        if not vs then error({ msg = err }) end
+      end
+      local row, aerr = vs:add(it.ptr)
+      if not row then error({ msg = aerr }) end
+      femb:write(ffi.string(it.ptr, emb.dim * 4))
+    end
+    queue, queued_texts = {}, 0
+    progress("embed", embedded + reused, keep_n)
+  end
+  local batch = emb and emb.embed_batch and 64 or 256   -- texts embedded per call
+  st = db:prepare("SELECT id, heading, text " .. LIVE)
+  st:bind(version, version)
+  local built, berr = pcall(function()
+    local n = 0
+    for c in st:rows() do
+      if keep[c.id] then
+        n = n + 1
+        local text = M.index_text(c.heading, c.text)
+        ix:add(text)
+        if emb then
+          local p = prev.ptr[c.id]
+          if p then
+            reused = reused + 1
+            queue[#queue + 1] = { ptr = p }
+          else
+            queue[#queue + 1] = { text = text }
+            queued_texts = queued_texts + 1
+            if queued_texts >= batch then flush() end
+          end
+        end
+        if n % 1000 == 0 then progress("bm25", n, keep_n) end
+      end
+    end
+    if emb then flush() end
+  end)
+  st:finalize()
+  if femb then femb:close() end
+  if not built then
+    ix:close()
+    if vs then vs:close() end
+    if type(berr) == "table" and berr.msg then return nil, berr.msg end
+    error(berr, 0)
   end
   ix:commit()
-  progress("bm25", #keep, #keep)
+  progress("bm25", keep_n, keep_n)
   ok, err = ix:save(vdir .. ".tmp/bm25.bin")
   ix:close()
   if not ok then return nil, err end
-
   local dim
-  if s.embedder and s.embedder ~= "none" then
-    local embedder = require "moongate.retrieval.embedder"
-    local emb
-    emb, err = M.embedder_for(s)
-    if not emb then return nil, err end
-    local prev = previous_embeddings(self, emb)
-    local vecs, todo, todo_at = {}, {}, {}
-    for i, c in ipairs(keep) do
-      if prev[c.id] then
-        vecs[i] = prev[c.id]
-      else
-        todo[#todo + 1] = texts[i]
-        todo_at[#todo] = i
-      end
+  if emb then
+    if not vs then   -- nothing to embed: an empty store of the embedder's dimension
+      vs, err = require("moongate.vectors").new(emb.dim or 1, { quant = s.quant })
+      if not vs then return nil, err end
     end
-    local fresh
-    fresh, err = embedder.embed_all(emb, todo, function(n) progress("embed", n, #todo) end)
-    if not fresh then return nil, err end
-    for j, v in ipairs(fresh) do vecs[todo_at[j]] = v end
-    dim = emb.dim
-    local vectors = require "moongate.vectors"
-    local vs = vectors.new(dim, { quant = s.quant })
-    for i = 1, #vecs do vs:add(vecs[i]) end
+    dim = vs:dim()
     ok, err = vs:save(vdir .. ".tmp/vectors.bin")
     vs:close()
-    if not ok then return nil, err end
-    ok, err = write_floats(vdir .. ".tmp/emb.f32", vecs, dim)
     if not ok then return nil, err end
   end
 
@@ -417,14 +469,14 @@ function Writer:commit()
   for k, v in pairs(s) do vsettings[k] = v end
   vsettings.dim = dim
   vsettings.token_counter = chunker.counter_name
-  local st = db:prepare("INSERT INTO version_chunks (version, docno, chunk_id, also) VALUES (?, ?, ?, ?)")
-  for i, c in ipairs(keep) do
-    step(st, version, i - 1, c.id, also[c.id] and table.concat(also[c.id], "\n") or "")
+  st = db:prepare("INSERT INTO version_chunks (version, docno, chunk_id, also) VALUES (?, ?, ?, ?)")
+  for id, pos in pairs(keep) do
+    step(st, version, pos - 1, id, also[id] and table.concat(also[id], "\n") or "")
   end
   st:finalize()
   local docs = Q(db, "SELECT count(*) AS n FROM documents")[1].n
   Q(db, "INSERT INTO versions (version, created_at, documents, chunks, duplicates, settings) VALUES (?, ?, ?, ?, ?, ?)",
-    version, now(), docs, #keep, dups, json.encode(vsettings))
+    version, now(), docs, keep_n, dups, json.encode(vsettings))
   store.set_meta(db, "settings", json.encode(s))
   X(db, "COMMIT")
 
@@ -447,9 +499,9 @@ function Writer:commit()
 
   local summary = {
     version = version, documents = docs, added = st_.added, changed = st_.changed,
-    unchanged = st_.unchanged, deleted = st_.deleted, chunks = #live, indexed = #keep,
+    unchanged = st_.unchanged, deleted = st_.deleted, chunks = nlive, indexed = keep_n,
     tokens = tokens, token_counter = chunker.counter_name, duplicates = dups,
-    seconds = clock() - self.started, seen = st_.documents,
+    seconds = clock() - self.started, seen = st_.documents, embedded = embedded, reused = reused,
   }
   self:close(true)
   return summary
