@@ -470,7 +470,9 @@ static void conn_response_done(conn *c, int keepalive)
     conn_reset_for_next(c);
     reading(c, 1);
     timer_set(c, c->s->keepalive_timeout);
-    if (c->in.len) conn_process(c);
+    if (c->in.len) { conn_process(c); return; }
+    /* an idle keep-alive connection holds no buffers: thousands of them cost little */
+    buf_free(&c->in);
 }
 
 /* Queue or write iov; returns 0, or -1 when the connection failed (the caller frees it). */
