@@ -265,6 +265,27 @@ describe("http.request", function()
     assert.are.same({ 0, 0 }, { http.stats().active, http.stats().handles })
   end)
 
+  it("200 stalled requests time out together and leave nothing behind", function()
+    local hs, timeouts = {}, 0
+    local t0 = mg.now()
+    for i = 1, 200 do
+      hs[i] = mg.spawn(function() return http.request{ url = UP .. "/stall?s=3", timeout = 0.5 } end)
+    end
+    mg.sleep(0.2)
+    assert.are.equal(200, http.stats().active)
+    -- half are cancelled by their owner, the other half reach their timeout
+    for i = 1, 100 do assert.is_true(hs[i]:cancel()) end
+    assert.are.equal(100, http.stats().active)
+    for i = 101, 200 do
+      local res, err = hs[i]:wait()
+      if res == nil and err == "timeout" then timeouts = timeouts + 1 end
+    end
+    assert.are.equal(100, timeouts)
+    assert.is_true(mg.now() - t0 < 1.5, "took " .. (mg.now() - t0))
+    local s = http.stats()
+    assert.are.same({ 0, 0 }, { s.active, s.handles })
+  end)
+
   it("times out a body that stops half way (timeout covers the whole body)", function()
     assert.are.same({ nil, "timeout" }, { http.request{ url = UP .. "/stall-body?s=5", timeout = 0.3 } })
   end)
