@@ -133,6 +133,7 @@ struct res {
 static http_parser_settings settings;
 static buf scratch;   /* response heads are built here (one at a time: one thread) */
 static buf logbuf;    /* access log lines */
+static int res_mt_ref = LUA_NOREF;
 static uint64_t rng_s[2];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -739,14 +740,12 @@ static void conn_process(conn *c)
 static void on_task_exit(mg_task *t, int ok, const char *err, void *ud);
 static int res_send_error(res *r, int status, const char *msg, const char *type, const char *code);
 
-static void push_req(lua_State *L, conn *c, res *r)
-{
-    srv *s = c->s;
-    lua_createtable(L, 0, 12);
-    lua_pushstring(L, r->method);
-    lua_setfield(L, -2, "method");
+/* The request target: origin-form "/p?q", absolute-form "http://h/p?q", or "*". */
+typedef struct { const char *path, *query; size_t path_len, query_len; } target;
 
-    /* path and query: origin-form "/p?q", absolute-form "http://h/p?q", or "*" */
+static target split_target(conn *c)
+{
+    target t;
     const char *u = c->head.p, *end = c->head.p + c->url_len;
     if (u < end && *u != '/' && *u != '*') {
         const char *sch = memmem(u, end - u, "://", 3);
@@ -759,10 +758,22 @@ static void push_req(lua_State *L, conn *c, res *r)
     if (frag) end = frag;
     const char *q = memchr(u, '?', end - u);
     const char *pe = q ? q : end;
-    if (pe > u) lua_pushlstring(L, u, pe - u); else lua_pushliteral(L, "/");
-    r->path = strndup(pe > u ? u : "/", pe > u ? (size_t)(pe - u) : 1);
+    t.path = pe > u ? u : "/";
+    t.path_len = pe > u ? (size_t)(pe - u) : 1;
+    t.query = q ? q + 1 : "";
+    t.query_len = q ? (size_t)(end - q - 1) : 0;
+    return t;
+}
+
+static void push_req(lua_State *L, conn *c, res *r, const target *tg)
+{
+    srv *s = c->s;
+    lua_createtable(L, 0, 12);
+    lua_pushstring(L, r->method);
+    lua_setfield(L, -2, "method");
+    lua_pushlstring(L, tg->path, tg->path_len);
     lua_setfield(L, -2, "path");
-    if (q) lua_pushlstring(L, q + 1, end - q - 1); else lua_pushliteral(L, "");
+    lua_pushlstring(L, tg->query, tg->query_len);
     lua_setfield(L, -2, "query");
 
     /* headers: lower-case names; repeats joined with ", " ("; " for cookie) */
@@ -828,9 +839,15 @@ static void dispatch(conn *c)
     timer_set(c, s->handler_timeout);
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
-    res *r = lua_newuserdata(L, sizeof *r);
+    /* the path (for the access log) lives in the userdata's tail: no finalizer needed */
+    target tg = split_target(c);
+    size_t pl = tg.path_len < 2048 ? tg.path_len : 2048;
+    res *r = lua_newuserdata(L, sizeof *r + pl + 1);
     memset(r, 0, sizeof *r);
-    luaL_getmetatable(L, RES_MT);
+    r->path = (char *)(r + 1);
+    memcpy(r->path, tg.path, pl);
+    r->path[pl] = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, res_mt_ref);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     r->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -841,7 +858,7 @@ static void dispatch(conn *c)
     r->http10 = c->parser.http_minor == 0;
     r->method = http_method_str(c->parser.method);
     c->r = r;
-    push_req(L, c, r);          /* fn res req */
+    push_req(L, c, r, &tg);     /* fn res req */
     lua_insert(L, -2);          /* fn req res */
     mg_task *t = mg_task_spawn(L, 2);
     lua_pop(L, 1);
@@ -1193,13 +1210,6 @@ static int l_res_index(lua_State *L)
     return 1;
 }
 
-static int l_res_gc(lua_State *L)
-{
-    res *r = check_res(L);
-    free(r->path);
-    r->path = NULL;
-    return 0;
-}
 
 
 /* ---- I/O callbacks ------------------------------------------------------------------------ */
@@ -1625,9 +1635,9 @@ MG_API int luaopen_moongate__http_server(lua_State *L)
         luaL_register(L, NULL, m);
         lua_pushcclosure(L, l_res_index, 1);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_res_gc);
-        lua_setfield(L, -2, "__gc");
     }
+    lua_pushvalue(L, -1);
+    res_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
     static const luaL_Reg funcs[] = {{"listen", l_listen}, {NULL, NULL}};
     lua_newtable(L);
