@@ -84,7 +84,7 @@ set -e
 port=$(free_port)
 "$mg" mock --listen "127.0.0.1:$port" >/dev/null 2>&1 &
 mock=$!
-trap 'kill $mock 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $mock 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
 out=$("$mg" index --index "$work/remote" --embedder openai --embedder-url "http://127.0.0.1:$port/v1/embeddings" \
   --embedder-model text-embedding-3-small "$work/docs" | sed -n 2p)
@@ -93,7 +93,7 @@ out=$("$mg" search --index "$work/remote" --mode dense --format trec --top 10 in
 expect_eq "$out" "3" "remote embedder dense search (3 documents without a tenant)"
 out=$("$mg" search --index "$work/remote" --format trec --top 1 invoices first day | awk '{print $3}')
 expect_eq "$out" "$work/docs/billing.txt" "remote embedder hybrid search"
-kill $mock
+kill $mock 2>/dev/null || true
 
 # a cross-encoder behind a /v1/rerank-style API: this one puts chunks saying "revoke" first
 cat > "$work/rerank.py" <<'PY'
@@ -120,7 +120,7 @@ PY
 rport=$(free_port)
 python3 "$work/rerank.py" "$rport" &
 rr=$!
-trap 'kill $rr 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $rr 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -s -o /dev/null -X POST -d '{"texts":[]}' "http://127.0.0.1:$rport/rerank" && break; sleep 0.1; done
 out=$("$mg" search --index "$work/idx" --mode bm25 --format trec deploy | awk '{print $3}' | tr '\n' ' ')
 expect_eq "$out" "pub-1 $work/docs/keys.md " "before re-ranking"
@@ -135,5 +135,5 @@ err=$("$mg" search --index "$work/idx" --rerank-url "http://127.0.0.1:1/rerank" 
 set -e
 expect_eq "$rc" "1" "rerank API down: exit code"
 echo "$err" | grep -q '^moongate search: rerank: ' || fail "rerank API down: $err"
-kill $rr
+kill $rr 2>/dev/null || true
 echo "search_cli: all passed"
