@@ -214,8 +214,16 @@ function Index:refresh()
   return true, true
 end
 
+--- Close the index: its database and the current version's BM25 and vector stores (older
+-- versions a refresh replaced are left to the GC: a query may still be running on one).
+-- Idempotent.
 function Index:close()
   if self.db then
+    local snap = self.snap
+    if snap then
+      snap.bm25:close()
+      if snap.vectors then snap.vectors:close() end
+    end
     self.db:close()
     self.db = nil
     self.snap = nil
