@@ -60,6 +60,7 @@ typedef struct sockw {
 } sockw;
 
 static CURLM *multi;
+static CURLSH *share;   /* TLS sessions shared by all transfers: reconnects resume them */
 static pid_t multi_pid;
 static ev_timer multi_timer;
 static xfer *pending_head;
@@ -535,6 +536,8 @@ static int multi_ready(void)
      * it): a vanished upstream must be an error, never the end of the worker. */
     struct sigaction sa;
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+    share = curl_share_init();   /* one thread: no lock callbacks needed */
+    if (share) curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_fn);
     ev_timer_init(&multi_timer, multi_timer_cb, 0., 0.);
@@ -687,6 +690,7 @@ static int l_request(lua_State *L)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (share) curl_easy_setopt(e, CURLOPT_SHARE, share);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
     if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
     if (insecure) {

@@ -6,7 +6,7 @@ local json = require "moongate.json"
 
 local home = require("moongate.base").home
 
-local tmp, UP, NGX, NGX2, TLS
+local tmp, UP, NGX, NGX2, TLS, TLS11
 local pids = {}
 
 local function sh(cmd)
@@ -54,7 +54,7 @@ setup(function()
     tmp .. "/upstream.pid")
   UP = "http://127.0.0.1:" .. wait_for("the python upstream", function() return read_file(tmp .. "/port") end)
 
-  local port, second, tls = free_port(), free_port(), free_port()
+  local port, second, tls, tls11 = free_port(), free_port(), free_port(), free_port()
   assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
     .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem 2>/dev/null"):format(tmp, tmp)) == 0)
   os.execute(("mkdir -p %s/www && head -c 16777216 /dev/zero | tr '\\0' x > %s/www/big.bin"):format(tmp, tmp))
@@ -88,14 +88,23 @@ http {
     location = /hello { default_type text/plain; return 200 "hello over tls\n"; }
     location /files/ { alias TMP/www/; }
   }
+  server {
+    listen 127.0.0.1:TLS11 ssl;
+    ssl_certificate TMP/cert.pem;
+    ssl_certificate_key TMP/key.pem;
+    keepalive_timeout 0;
+    ssl_session_cache shared:SSL:1m;
+    location = /session { default_type text/plain; return 200 "$ssl_session_reused"; }
+  }
 }
-]]):gsub("TMP", tmp):gsub("PORT", port):gsub("SECOND", second):gsub("TLS", tls))
+]]):gsub("TMP", tmp):gsub("PORT", port):gsub("SECOND", second):gsub("TLS11", tls11):gsub("TLS", tls))
   conf:write(text)
   conf:close()
   spawn_bg(("nginx -e %s/nginx.log -p %s -c %s/nginx.conf"):format(tmp, tmp, tmp), tmp .. "/nginx.spawn.pid")
   NGX = "http://127.0.0.1:" .. port
   NGX2 = "http://127.0.0.1:" .. second   -- a connection pool of its own
   TLS = "https://127.0.0.1:" .. tls
+  TLS11 = "https://127.0.0.1:" .. tls11   -- HTTP/1.1 only, one request per connection
   wait_for("nginx", function()
     local res = http.request{ url = NGX .. "/hello", timeout = 1 }
     return res and res.status == 200
@@ -281,7 +290,7 @@ describe("http.request", function()
       if res == nil and err == "timeout" then timeouts = timeouts + 1 end
     end
     assert.are.equal(100, timeouts)
-    assert.is_true(mg.now() - t0 < 1.5, "took " .. (mg.now() - t0))
+    assert.is_true(mg.now() - t0 < 3, "took " .. (mg.now() - t0))
     local s = http.stats()
     assert.are.same({ 0, 0 }, { s.active, s.handles })
   end)
@@ -307,7 +316,7 @@ describe("http.request", function()
     local res, err, took = h:wait()
     assert.is_nil(res)
     assert.are.equal("timeout", err)
-    assert.is_true(took < 0.5, "took " .. took)
+    assert.is_true(took >= 0.19 and took < 1, "took " .. took)
   end)
 
   it("a cancelled request leaks no handle and closes its connection", function()
@@ -428,6 +437,16 @@ describe("http.request over TLS", function()
     assert.are.same({ 200, "hello over tls\n" }, { res.status, res.body })
   end)
 
+  it("resumes the TLS session on a new connection", function()
+    -- this server closes each connection; "r" means the handshake resumed a session
+    local first = assert(http.request{ url = TLS11 .. "/session", insecure = true })
+    assert.are.equal(".", first.body)
+    local connects = http.stats().connects
+    local again = assert(http.request{ url = TLS11 .. "/session", insecure = true })
+    assert.are.equal(connects + 1, http.stats().connects)
+    assert.are.equal("r", again.body)
+  end)
+
   it("multiplexes a burst of 100 requests onto one HTTP/2 connection", function()
     assert(http.request{ url = TLS .. "/hello", insecure = true })   -- the connection, known as h2
     local before = http.stats().connects
@@ -460,7 +479,7 @@ describe("http.request{stream = true}", function()
 
   it("returns at the headers and reads chunks as they arrive", function()
     local t0 = mg.now()
-    local res = assert(http.request{ url = UP .. "/stream?n=3&gap=0.2", stream = true })
+    local res = assert(http.request{ url = UP .. "/stream?n=3&gap=0.4", stream = true })
     assert.are.equal(200, res.status)
     assert.are.equal("text/event-stream", res.headers["content-type"])
     assert.is_nil(res.body)
@@ -473,8 +492,8 @@ describe("http.request{stream = true}", function()
       times[#times + 1] = mg.now() - t0
     end
     assert.are.same({ "chunk 1\n", "chunk 2\n", "chunk 3\n" }, chunks)
-    assert.is_true(times[1] < 0.15, "first chunk at " .. times[1])
-    assert.is_true(times[2] - times[1] > 0.15 and times[3] - times[2] > 0.15, table.concat(times, " "))
+    assert.is_true(times[1] < 0.3, "first chunk at " .. times[1])
+    assert.is_true(times[2] - times[1] > 0.3 and times[3] - times[2] > 0.3, table.concat(times, " "))
     assert.is_nil(res:read())   -- stays at the end
     res:close()
     res:close()                 -- idempotent
@@ -491,7 +510,7 @@ describe("http.request{stream = true}", function()
   end)
 
   it("close cancels a running transfer and frees it", function()
-    local res = assert(http.request{ url = UP .. "/stream?n=100&gap=0.05", stream = true })
+    local res = assert(http.request{ url = UP .. "/stream?n=100&gap=1", stream = true })
     assert.are.equal("chunk 1\n", res:read())
     local s = http.stats()
     assert.are.same({ 1, 1, 1 }, { s.active, s.handles, s.streams })
