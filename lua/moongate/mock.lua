@@ -416,6 +416,8 @@ end
 local Mock = {}
 Mock.__index = Mock
 
+local NO_FAULT = {}
+
 local function new_stats()
   return { requests = 0, chat = 0, embeddings = 0, models = 0, messages = 0, stream = 0,
     stream_events = 0, stream_finished = 0, faults = 0, errors = 0, by_fault = json.object() }
@@ -458,16 +460,18 @@ end
 -- The fault for this request: the x-mock-fault header, else the body's "mock" field, else the
 -- server's --fault. A fault with target=NAME applies only to the mock started with that --name.
 function Mock:fault_for(req, body)
+  local server = self.fault
+  if server.target and server.target ~= self.name then server = NO_FAULT end
   local spec, source = nil, nil
   local h = req.headers["x-mock-fault"]
   if h then spec, source = h, "header"
   elseif type(body) == "table" and body.mock ~= nil and body.mock ~= json.null then
     spec, source = body.mock, "body"
   end
-  if not source then return self.fault end
+  if not source then return server end
   local f, err = M.parse_fault(spec)
   if not f then return nil, "bad mock fault (" .. source .. "): " .. err end
-  if f.target and f.target ~= self.name then return self.fault end
+  if f.target and f.target ~= self.name then return server end
   return f
 end
 

@@ -163,6 +163,10 @@ describe("mock", function()
     b.mock = { status = 500, target = "other" }
     out = call(mock.new{ name = "me" }, req("POST", "/v1/chat/completions", b))
     assert.are.equal(200, out.status)
+    assert.are.equal(200, call(mock.new{ name = "me", fault = "status=500,target=other" },
+      req("POST", "/v1/chat/completions", CHAT)).status)
+    assert.are.equal(500, call(mock.new{ name = "me", fault = "status=500,target=me" },
+      req("POST", "/v1/chat/completions", CHAT)).status)
     local s = json.decode(app.handle(req("GET", "/mock/stats"), recorder()).body)
     assert.are.equal(3, s.requests)
     assert.are.equal(3, s.chat)
