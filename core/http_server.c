@@ -105,7 +105,7 @@ struct conn {
     buf body;
     int err_status;
     const char *err_msg, *err_code;
-    int head_started, nreq, keepalive, is_head, upgrade;
+    int head_started, nreq, keepalive, is_head, upgrade, headers_done;
     double start;
     res *r;        /* the response of the request in flight */
     buf out;       /* unsent output */
@@ -504,11 +504,31 @@ static int conn_writev(conn *c, struct iovec *iov, int n)
 
 static size_t conn_pending(conn *c) { return c->out.len - c->out_off; }
 
+/* The request id from X-Request-Id / traceparent once the headers are in, else a new one. */
+static void request_id_of(conn *c, char *out)
+{
+    const char *tp = NULL;
+    size_t tpl = 0;
+    for (int i = 0; c->headers_done && i < c->nhdrs; i++) {
+        hdr *h = &c->hdrs[i];
+        const char *name = c->head.p + h->name_off, *val = c->head.p + h->val_off;
+        size_t vl = h->val_len;
+        while (vl && (val[vl - 1] == ' ' || val[vl - 1] == '\t')) vl--;
+        if (ieq(name, h->name_len, "x-request-id") && sane_id(val, vl)) {
+            memcpy(out, val, vl);
+            out[vl] = 0;
+            return;
+        }
+        if (ieq(name, h->name_len, "traceparent")) { tp = val; tpl = vl; }
+    }
+    if (!(tp && traceparent_id(tp, tpl, out))) gen_id(out);
+}
+
 /* An error answer outside any handler (bad request, limits, timeouts), then a lingering close. */
 static void conn_error(conn *c, int status, const char *msg, const char *type, const char *code)
 {
-    char id[40], body[1024], head[512];
-    gen_id(id);
+    char id[72], body[1024], head[512];
+    request_id_of(c, id);
     size_t bl = mg_http_error_json(body, sizeof body, msg, type, code, id);
     if (bl >= sizeof body) bl = sizeof body - 1;
     int hl = snprintf(head, sizeof head,
@@ -569,6 +589,7 @@ static int on_message_begin(http_parser *p)
     c->url_len = 0;
     c->last_cb = 0;
     c->body.len = 0;
+    c->headers_done = 0;
     return 0;
 }
 
@@ -624,6 +645,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 static int on_headers_complete(http_parser *p)
 {
     conn *c = p->data;
+    c->headers_done = 1;
     if (p->http_major != 1 || p->http_minor > 1)
         return fail(c, 505, "http version not supported", "http_version_not_supported");
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->s->body_bytes)

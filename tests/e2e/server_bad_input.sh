@@ -31,6 +31,10 @@ check_error("70 KB header -> 431", exchange(big), 431, "request header fields to
 longurl = b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
 check_error("70 KB url -> 431", exchange(longurl), 431, "request header fields too large", "header_too_large")
 
+r = exchange(b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: big-1\r\nContent-Length: 99999999\r\n\r\n")
+check("an error after the headers keeps the client's request id",
+      r[0] == 413 and r[1]["x-request-id"] == "big-1" and json.loads(r[2])["error"]["request_id"] == "big-1", r)
+
 # Content-Length over the limit: 413 at once, before any body byte is sent
 s = connect()
 s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20971521\r\n\r\n")
