@@ -45,7 +45,7 @@ start_mock() {
 start_gateway() {
   local config=$1; shift
   local port; port=$(free_port)
-  "$MOONGATE" serve --listen "127.0.0.1:$port" "$@" "$config" >"$GW_TMP/gateway.log" 2>&1 &
+  "$MOONGATE" serve --listen "127.0.0.1:$port" "$@" "$config" >>"$GW_TMP/gateway.log" 2>&1 &
   GW_PID=$!
   GW_PIDS+=("$GW_PID")
   GW="http://127.0.0.1:$port"
@@ -91,6 +91,13 @@ check_ge() {
   else echo "FAIL $1: $2 is below $3"; GW_FAILED=1; fi
 }
 finish() {
+  # sanitizer reports from any process the test started (leaks show at exit) fail the test
+  for p in "${GW_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${GW_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  if grep -l "AddressSanitizer\|LeakSanitizer\|runtime error:" "$GW_TMP"/*.log 2>/dev/null; then
+    grep -h -A20 "AddressSanitizer\|LeakSanitizer\|runtime error:" "$GW_TMP"/*.log | head -60
+    GW_FAILED=1
+  fi
   if [ "$GW_FAILED" != 0 ]; then echo "--- gateway log (tail)"; tail -20 "$GW_TMP/gateway.log"; exit 1; fi
   echo "all passed"; exit 0
 }
