@@ -152,9 +152,11 @@ return function(args)
     fusion = { method = o.fusion or d.method, k = o.rrf_k or d.k, weights = o.weights or d.weights,
       prf = o.expand ~= false and d.prf or nil, expand = o.expand ~= false and d.expand or nil }
   end
-  local expand
+  local expand   -- nil: the mode's default
   if o.expand then expand = retrieval.hybrid_defaults.expand end
   if o.expand == false then expand = false end
+  local prf      -- nil: the mode's default; --no-expand turns the dense feedback off too
+  if o.expand == false then prf = false end
   local rerank = o.rerank or nil
   if o.rerank_url then
     local err
@@ -171,7 +173,7 @@ return function(args)
   for _, q in ipairs(queries) do
     local args_ = { query = q.text, k = o.top, mode = mode, tenant = o.tenant, labels = labels,
       filters = filters, fusion = fusion, rerank = rerank, dedupe = not o.no_dedupe, expand = expand,
-      prf = o.expand == false and false or nil }
+      prf = prf }
     if o.format == "trec" then
       local docs, info = idx:search_documents(args_)
       if not docs then
