@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The embedded default: `moongate serve` with no config (and examples/quickstart) answers chat
+# completions with the extractive provider, from moongate's own docs, with citations; no network.
+. "$(dirname "$0")/lib/gateway.bash"
+export MOONGATE_INDEX_CACHE="$GW_TMP/index-cache"
+
+port=$(free_port)
+"$MOONGATE" serve --listen "127.0.0.1:$port" >>"$GW_TMP/gateway.log" 2>&1 &
+GW_PID=$!; GW_PIDS+=("$GW_PID"); GW="http://127.0.0.1:$port"
+wait_http "$GW/health" "$GW_PID" "$GW_TMP/gateway.log"
+
+chat '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"How does the circuit breaker decide to open?"}]}'
+check "no config: 200 from extractive" "$STATUS $(header x-moongate-provider) $(json_field "d['model']")" "200 extractive extractive"
+check "answered from the docs, with citations" "$(json_field "any(c['source'].endswith('.md') for c in d['citations']) and len(d['choices'][0]['message']['content']) > 20")" True
+chat '{"model":"anything","messages":[{"role":"system","content":"Our support line is open from 8am to 5pm. Refunds take 5 days."},{"role":"user","content":"How long do refunds take?"}]}'
+check "the conversation's own context comes first" "$(json_field "'5 days' in d['choices'][0]['message']['content'], d['citations'][0]['source']")" "True messages[0]"
+chat '{"model":"x","stream":true,"messages":[{"role":"user","content":"What is the routing policy?"}]}'
+check "streams too" "$STATUS $(header content-type) $(grep -c '^data: \[DONE\]' "$OUT")" "200 text/event-stream 1"
+stop_gateway
+
+start_gateway "$MOONGATE_HOME/examples/quickstart/moongate.lua"
+chat '{"model":"moongate","messages":[{"role":"user","content":"How do I write a routing policy?"}]}'
+check "quickstart config: 200 from docs" "$STATUS $(header x-moongate-provider)" "200 docs"
+check "quickstart: cites the docs" "$(json_field "any('/docs/' in c['source'] for c in d['citations'])")" True
+finish
