@@ -62,9 +62,12 @@ function M.handle(req, res)
   end
   local route = ROUTES[path]
   local model_id
+  local reset_name
   if not route then
     model_id = path:match("^/v1/models/(.+)$")
     if model_id then route = "model" end
+    reset_name = path:match("^/admin/breakers/([^/]+)/reset$")
+    if reset_name then route = "reset" end
   end
   if not route then
     return errors.response(404, "no route for " .. method .. " " .. path, "not_found")
@@ -80,6 +83,13 @@ function M.handle(req, res)
       return errors.response(405, "use POST for " .. path, "method_not_allowed", { allow = "POST" })
     end
     return require("moongate.gateway." .. route).handle(g, req, res, tenant)
+  end
+  if route == "reset" then
+    if not g.admin then return errors.response(404, "no route for " .. method .. " " .. path, "not_found") end
+    if method ~= "POST" then
+      return errors.response(405, "use POST for " .. path, "method_not_allowed", { allow = "POST" })
+    end
+    return require("moongate.gateway.models").reset(g, reset_name)
   end
   if method ~= "GET" and method ~= "HEAD" then
     return errors.response(405, "use GET for " .. path, "method_not_allowed", { allow = "GET" })

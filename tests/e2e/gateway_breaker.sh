@@ -51,4 +51,11 @@ check "good probe answers from the primary" "$STATUS $(header x-moongate-provide
 check "good probe closes the circuit" "$(breaker_state primary)" closed
 for i in 1 2 3 4; do chat "$Q"; done
 check "closed: traffic is back" "$(mock_stat "$MOCK_p1" chat)" 9
+# closing a circuit by hand
+mock_fault "$MOCK_p1" "status=503"
+for i in 1 2 3; do chat "$Q"; done
+check "open again" "$(breaker_state primary)" open
+check "reset by hand" "$(curl -s -XPOST "$GW/admin/breakers/primary/reset" | python3 -c "import sys,json; print(json.load(sys.stdin)['breaker']['state'])")" closed
+check "reset: closed for every worker" "$(breaker_state primary)$(breaker_state primary)" closedclosed
+check "reset an unknown provider: 404" "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$GW/admin/breakers/nope/reset")" 404
 finish

@@ -54,6 +54,17 @@ function M.breakers(gw)
            body = assert(json.encode({ providers = providers })) }
 end
 
+-- POST /admin/breakers/<provider>/reset: close a circuit by hand
+function M.reset(gw, name)
+  if not gw.providers[name] then
+    return require("moongate.gateway.errors").response(404,
+      string.format("no provider '%s'", name), "not_found")
+  end
+  gw.breaker:reset(name)
+  return { status = 200, headers = { ["content-type"] = "application/json" },
+           body = assert(json.encode({ provider = name, breaker = breaker_view(gw, name) })) }
+end
+
 function M.usage(gw)
   local t = usage.totals()
   if next(t) == nil then t = json.object() end
