@@ -41,7 +41,7 @@ function M.open_index(path)
   local idx = open[path]
   if idx then return idx end
   local err
-  if io.open(path .. "/index.sqlite", "rb") then
+  if store.exists(path .. "/index.sqlite") then
     idx, err = retrieval.open(path)
   elseif store.is_dir(path) then
     local dir = cache_dir(path)

@@ -21,6 +21,7 @@ for _, decl in ipairs {
   "int rmdir(const char *path);",
   "int unlink(const char *path);",
   "char *strerror(int errnum);",
+  "int access(const char *path, int mode);",
   [[typedef struct mg_dir_stream mg_dir_stream;
     mg_dir_stream *opendir(const char *name);
     int closedir(mg_dir_stream *d);
@@ -122,6 +123,12 @@ function M.list_dir(path)
   return out
 end
 
+--- Whether a path exists. Never by opening it: closing any descriptor of the sqlite file
+-- would drop this process's POSIX locks on it, and sqlite's with them.
+function M.exists(path)
+  return C.access(path, 0) == 0
+end
+
 function M.is_dir(path)
   local d = C.opendir(path)
   if d == nil then return false end
@@ -183,7 +190,7 @@ function M.open_db(dir, opts)
     if not ok then return nil, err end
   end
   local path = dir .. "/index.sqlite"
-  if not opts.create and not io.open(path, "rb") then return nil, "no index at " .. dir end
+  if not opts.create and not M.exists(path) then return nil, "no index at " .. dir end
   local ok, db = pcall(sqlite.open, path)
   if not ok or not db then return nil, "cannot open " .. path .. ": " .. tostring(db) end
   db:exec("PRAGMA busy_timeout = 10000")
