@@ -21,15 +21,16 @@ local OPTIONS = {
   ca_file = true, insecure = true,
 }
 
-local function bad(msg)
-  error("http.request: " .. msg, 3)
+-- level 3: the caller of http.request; helpers of request pass 4
+local function bad(msg, level)
+  error("http.request: " .. msg, level or 3)
 end
 
 -- Budgets computed from deadlines may come out negative: that means no time left, not a bug.
 local function check_seconds(opts, k)
   local v = opts[k]
   if v == nil then return nil end
-  if type(v) ~= "number" or v ~= v then bad(k .. " must be a number of seconds") end
+  if type(v) ~= "number" or v ~= v then bad(k .. " must be a number of seconds", 4) end
   return v > 0 and v or 0
 end
 
@@ -37,7 +38,7 @@ local function check_count(opts, k, min)
   local v = opts[k]
   if v == nil then return nil end
   if type(v) ~= "number" or v ~= math_floor(v) or v < min then
-    bad(k .. " must be an integer >= " .. min)
+    bad(k .. " must be an integer >= " .. min, 4)
   end
   return v
 end
@@ -47,21 +48,21 @@ end
 local function header_lines(headers, has_body)
   local lines, seen = {}, {}
   if headers ~= nil then
-    if type(headers) ~= "table" then bad("headers must be a table") end
+    if type(headers) ~= "table" then bad("headers must be a table", 4) end
     for name, value in pairs(headers) do
       if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
-        bad("bad header name " .. tostring(name))
+        bad("bad header name " .. tostring(name), 4)
       end
       local tv = type(value)
       if tv == "number" then
         value = tostring(value)
       elseif tv ~= "string" then
-        bad("header " .. name .. " must be a string or a number")
+        bad("header " .. name .. " must be a string or a number", 4)
       end
-      if value:find("[\r\n%z]") then bad("header " .. name .. " holds CR, LF or NUL") end
+      if value:find("[\r\n%z]") then bad("header " .. name .. " holds CR, LF or NUL", 4) end
       local lname = name:lower()
       if lname == "content-length" or lname == "transfer-encoding" or lname == "host" then
-        bad("header " .. name .. " is set by the client itself")
+        bad("header " .. name .. " is set by the client itself", 4)
       end
       seen[lname] = true
       -- curl drops "Name:" (empty value) unless written "Name;"
