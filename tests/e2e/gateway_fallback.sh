@@ -114,6 +114,7 @@ check "unknown path: 404" "$(curl -s -o /dev/null -w '%{http_code}' "$GW/v2/noth
 chat '{"model":"default","messages":[{"role":"user","content":"x"}],"seed":9007199254740993,"logit_bias":{"50256":-100}}' -H 'authorization: Bearer client-secret'
 LAST=$(curl -s "http://$MOCK_p1/mock/last")
 check "Authorization not forwarded" "$(echo "$LAST" | grep -c client-secret)" 0
+check "the request id goes upstream" "$(echo "$LAST" | python3 -c "import sys,json; print(json.load(sys.stdin)['headers'].get('x-request-id'))")" "$(header x-request-id)"
 check "unknown fields forwarded byte for byte" "$(echo "$LAST" | grep -c '\\"seed\\":9007199254740993,\\"logit_bias\\":{\\"50256\\":-100}')" 1
 
 # token caps, enforced by moongate

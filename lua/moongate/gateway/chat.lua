@@ -14,10 +14,11 @@ local find, format, byte = string.find, string.format, string.byte
 local concat = table.concat
 local reload
 
--- Headers of the client's request that go upstream: x-* (minus keys) and openai-*. Never
--- Authorization, cookies or hop-by-hop headers.
+-- Headers of the client's request that go upstream: x-* (minus keys) and openai-*, plus the
+-- request id (so upstream logs can be joined with ours). Never Authorization, cookies or
+-- hop-by-hop headers.
 local SKIP = { ["x-api-key"] = true, ["x-forwarded-host"] = true }
-local function forward_headers(h)
+local function forward_headers(h, request_id)
   local out
   for k, v in pairs(h) do
     local b = k:byte(1)
@@ -25,6 +26,10 @@ local function forward_headers(h)
       out = out or {}
       out[k] = v
     end
+  end
+  if request_id then
+    out = out or {}
+    out["x-request-id"] = request_id
   end
   return out
 end
@@ -225,7 +230,7 @@ function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
     for _, d in ipairs(doc.tools) do defs[#defs + 1] = d end
   end
   doc.tools = defs
-  local fwd = forward_headers(req.headers)
+  local fwd = forward_headers(req.headers, req.id)
   local deadline = plan.deadline and (t0 + plan.deadline) or moongate.deadline()
   local waited, attempts, last_info = 0, 0, nil
   local total = { prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
@@ -317,7 +322,7 @@ function M.handle(gw, req, res, tenant)
 
   local creq = {
     raw = req.body, doc = doc, model = name, stream = stream,
-    forward_headers = forward_headers(req.headers), idle = gw.idle_timeout,
+    forward_headers = forward_headers(req.headers, req.id), idle = gw.idle_timeout,
     set = upstream_fields(doc, stream, plan),
   }
   local client_usage = stream and type(doc.stream_options) == "table" and doc.stream_options.include_usage == true

@@ -33,7 +33,7 @@ function M.handle(gw, req, res, tenant)
   end
   local plan = router.default_plan(mcfg)
   local creq = { raw = req.body, doc = doc, model = name, stream = false,
-                 forward_headers = chat.forward_headers(req.headers), idle = gw.idle_timeout, set = {} }
+                 forward_headers = chat.forward_headers(req.headers, req.id), idle = gw.idle_timeout, set = {} }
   local waited = 0
   local attempt = function(tier, budget)
     local a0 = now()

@@ -3,17 +3,11 @@
 local M = {}
 
 local store
-local function get_store()
-  if store then return store end
-  if package.searchpath("moongate.shared", package.path) then
-    local ok, shared = pcall(require, "moongate.shared")
-    if ok and shared then
-      store = shared.dict and shared.dict("usage") or shared
-      return store
-    end
-  end
+
+-- A per-process stand-in with the shared store's API.
+local function local_store()
   local data = {}
-  store = {
+  return {
     incr = function(k, by, init) data[k] = (data[k] or init or 0) + by; return data[k] end,
     get = function(k) return data[k] end,
     keys = function(prefix)
@@ -24,6 +18,18 @@ local function get_store()
       return out
     end,
   }
+end
+
+local function open_store()
+  if package.searchpath("moongate.shared", package.path) then
+    local ok, shared = pcall(require, "moongate.shared")
+    if ok and shared then return shared.dict and shared.dict("usage") or shared end
+  end
+  return local_store()
+end
+
+local function get_store()
+  if not store then store = open_store() end
   return store
 end
 
