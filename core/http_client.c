@@ -605,7 +605,7 @@ static double opt_seconds(lua_State *L, int idx)
 }
 
 /* _http.request(method, url, header_lines, body|nil, timeout|nil, connect_timeout|nil, stream,
- *               max_redirects, max_body, stream_buffer, ca_file|nil, insecure)
+ *               max_redirects, max_body, stream_buffer, ca_file|nil, insecure, decompress)
  *   -> status, headers, body | status, headers, stream | nil, err, detail   [-0, +3, y]
  * Arguments are validated by lua/moongate/http.lua; this checks only what keeps C safe. */
 static int l_request(lua_State *L)
@@ -623,6 +623,7 @@ static int l_request(lua_State *L)
     double stream_buffer = luaL_optnumber(L, 10, DEFAULT_STREAM_BUFFER);
     const char *ca_file = luaL_optstring(L, 11, NULL);
     int insecure = lua_toboolean(L, 12);
+    int decompress = lua_toboolean(L, 13);
 
     mg_task *t = mg_task_current(L);
     if (!t) return luaL_error(L, "http.request: not in a task (use moongate.spawn or moongate run)");
@@ -692,6 +693,7 @@ static int l_request(lua_State *L)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     if (share) curl_easy_setopt(e, CURLOPT_SHARE, share);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
+    if (decompress) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");   /* all curl decodes */
     if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
     if (insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);

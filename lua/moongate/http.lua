@@ -18,7 +18,7 @@ local USER_AGENT = "moongate/" .. require("moongate.base").version
 local OPTIONS = {
   method = true, url = true, headers = true, body = true, timeout = true,
   connect_timeout = true, stream = true, redirects = true, max_body = true, buffer = true,
-  ca_file = true, insecure = true,
+  ca_file = true, insecure = true, decompress = true,
 }
 
 -- level 3: the caller of http.request; helpers of request pass 4
@@ -114,7 +114,7 @@ function Stream:close()
 end
 
 --[[ http.request{method, url, headers, body, timeout, connect_timeout, stream, redirects,
-  max_body, buffer, ca_file, insecure} -> res | nil, err, detail
+  max_body, buffer, ca_file, insecure, decompress} -> res | nil, err, detail
   res.status (integer), res.headers (lower-case names -> string), res.body (unless stream). ]]
 function M.request(opts)
   if type(opts) ~= "table" then error("http.request: expects a table of options", 2) end
@@ -142,9 +142,12 @@ function M.request(opts)
   local ca_file, insecure = opts.ca_file, opts.insecure
   if ca_file ~= nil and type(ca_file) ~= "string" then bad("ca_file must be a path") end
   if insecure ~= nil and type(insecure) ~= "boolean" then bad("insecure must be a boolean") end
+  local decompress = opts.decompress
+  if decompress ~= nil and type(decompress) ~= "boolean" then bad("decompress must be a boolean") end
 
   local status, headers, b = core.request(method, url, header_lines(opts.headers, body ~= nil),
-    body, timeout, connect_timeout, stream, redirects, max_body, buffer, ca_file, insecure)
+    body, timeout, connect_timeout, stream, redirects, max_body, buffer, ca_file, insecure,
+    decompress)
   if not status then
     if b == nil then return nil, headers end
     return nil, headers, b

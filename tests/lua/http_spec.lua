@@ -79,6 +79,7 @@ http {
     listen 127.0.0.1:SECOND;
     location = /hello { default_type text/plain; return 200 "hello\n"; }
     location /files/ { alias TMP/www/; }
+    location /gz/ { alias TMP/www/; gzip on; gzip_types *; gzip_min_length 0; }
     location = /short-keepalive { keepalive_timeout 200ms; default_type text/plain; return 200 "short\n"; }
   }
   server {
@@ -390,6 +391,19 @@ describe("http.request", function()
   it("refuses a header block over 256 KiB", function()
     assert.are.same({ nil, "bad response", "response headers larger than 262144 bytes" },
       { http.request{ url = UP .. "/huge-headers" } })
+  end)
+
+  it("decompress = true asks for gzip and decodes it, streamed or not", function()
+    local res = assert(http.request{ url = NGX .. "/gz/big.bin", decompress = true, timeout = 20 })
+    assert.are.equal("gzip", res.headers["content-encoding"])
+    assert.are.equal(16777216, #res.body)
+    assert.is_nil(res.body:find("[^x]"))
+    local s = assert(http.request{ url = NGX .. "/gz/big.bin", decompress = true, stream = true })
+    assert.are.equal(16777216, #assert(s:read_all()))
+    s:close()
+    res = assert(http.request{ url = NGX .. "/gz/big.bin", timeout = 20 })   -- not asked: identity
+    assert.is_nil(res.headers["content-encoding"])
+    assert.are.equal(16777216, #res.body)
   end)
 
   it("max_body caps a buffered body", function()
