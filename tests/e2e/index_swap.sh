@@ -42,15 +42,23 @@ while not io.open(stop) do
 end
 out:close()
 EOF
+wait_for_version() {   # V: until the reader has answered from version V (10 s at most)
+  for _ in $(seq 200); do
+    [ -f "$work/log" ] && grep -q "^$1 " "$work/log" && return 0
+    sleep 0.05
+  done
+  fail "the reader never answered from version $1"
+}
 "$mg" run "$work/reader.lua" "$work/idx" "$work/log" "$work/stop" &
 reader=$!
-sleep 0.5
+wait_for_version 1
 gen 2
 "$mg" index --quiet --index "$work/idx" "$work/docs" > /dev/null
-sleep 0.5
+wait_for_version 2
 gen 3
 "$mg" index --quiet --index "$work/idx" "$work/docs" > /dev/null
-sleep 0.5
+wait_for_version 3
+sleep 0.2
 touch "$work/stop"
 wait $reader
 reader=
