@@ -952,9 +952,13 @@ static int add_header(lua_State *L, buf *b, const char *name, size_t nl, int vid
  * headers (a handler bug). Returns the H_* flags of the headers the handler set. */
 static int build_head(lua_State *L, res *r, buf *b, int status, int hidx, const char **cl_value)
 {
-    char line[128];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, mg_http_reason(status));
-    buf_add(b, line, n);
+    char num[24];
+    const char *reason = mg_http_reason(status);
+    ADD_LIT(b, "HTTP/1.1 ");
+    buf_add(b, num, fmt_uint(num, (unsigned long long)status));
+    buf_add(b, " ", 1);
+    buf_add(b, reason, strlen(reason));
+    ADD_LIT(b, "\r\n");
     int seen = 0;
     if (hidx && lua_istable(L, hidx)) {
         lua_pushnil(L);
@@ -1031,8 +1035,9 @@ static int res_send_body(lua_State *L, res *r, int status, int hidx, const char 
     char cl[64];
     int withbody = status_has_body(status);
     if (withbody) {
-        int n = snprintf(cl, sizeof cl, "content-length: %zu\r\n\r\n", bl);
-        buf_add(head, cl, n);
+        ADD_LIT(head, "content-length: ");
+        buf_add(head, cl, fmt_uint(cl, (unsigned long long)bl));
+        ADD_LIT(head, "\r\n\r\n");
     } else {
         buf_add(head, "\r\n", 2);
     }
