@@ -50,7 +50,7 @@ function M.default_plan(model_cfg)
 end
 
 -- run(plan, attempt, opts) -> result, info | nil, failure
--- attempt(tier, budget, n) -> result | nil, fail where fail = { status = upstream status or nil,
+-- attempt(tier, budget, n, opts.arg) -> result | nil, fail where fail = { status = upstream status or nil,
 --   reason = "timeout" | "connect failed" | "status" | "malformed" | ..., message =,
 --   retry_after = seconds or nil, kind = "retry" | "client" | "committed" }
 -- opts: breaker (moongate.breaker object or nil), max_attempts, backoff, backoff_max,
@@ -96,7 +96,7 @@ function M.run(plan, attempt, opts)
       local tier_timeout = tier.timeout or 30
       local cut = deadline - t <= tier_timeout   -- the deadline, not the tier, bounds this attempt
       local budget = cut and deadline - t or tier_timeout
-      local res, fail = attempt(tier, budget, attempts)
+      local res, fail = attempt(tier, budget, attempts, opts.arg)
       if res then
         if brk then brk:success(tier.provider, probe) end
         if opts.on_attempt then opts.on_attempt(tier, attempts, nil) end

@@ -280,6 +280,39 @@ function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
   return { status = 200, headers = headers, body = assert(json.encode(out)) }
 end
 
+-- One attempt of a chat request (see moongate.router.run); st = { gw, creq, waited }. A stream
+-- counts as answered only once its first event is here.
+local function attempt_chat(tier, budget, n, st)
+  local a0 = now()
+  local r, fail = st.gw.providers[tier.provider]:chat(st.creq, tier, budget)
+  if r and r.events then
+    local data, chunk = first_event(r, budget - (now() - a0))
+    if not data then
+      r.events:close()
+      r, fail = nil, chunk
+    else
+      r.first, r.first_chunk = data, chunk
+    end
+  end
+  st.waited = st.waited + (now() - a0)
+  return r, fail
+end
+
+-- The ctx a routing policy gets: fields per request, functions shared (no closures per request).
+local PCTX = {}
+PCTX.__index = function(t, k)
+  if k == "health" then
+    local gw = rawget(t, "gw")
+    return function(p) return gw.breaker:state(p) end
+  elseif k == "count_tokens" then
+    local doc, name = rawget(t, "doc"), rawget(t, "name")
+    return function() return count_tokens(doc, name) end
+  elseif k == "ask" then
+    local gw = rawget(t, "gw")
+    return gw.ask or M.asker(gw)
+  end
+end
+
 -- handle(gw, req, res) -> response table, or nil after streaming the answer through res
 function M.handle(gw, req, res, tenant)
   local t0 = req.start or now()
@@ -304,13 +337,7 @@ function M.handle(gw, req, res, tenant)
 
   local policy, pversion = policy_for(gw)
   local rq = { model = name, doc = doc, stream = stream, tenant = tenant, headers = req.headers }
-  local pctx = {
-    model = mcfg,
-    config = gw.config,
-    health = function(p) return gw.breaker:state(p) end,
-    count_tokens = function() return count_tokens(doc, name) end,
-    ask = gw.ask or M.asker(gw),
-  }
+  local pctx = setmetatable({ model = mcfg, config = gw.config, doc = doc, name = name, gw = gw }, PCTX)
   local plan, perr, pstatus, pcode = policy.plan(rq, pctx)
   if not plan then
     return errors.response(pstatus or 400, perr or "the routing policy refused the request", pcode or "invalid_request")
@@ -327,31 +354,15 @@ function M.handle(gw, req, res, tenant)
   }
   local client_usage = stream and type(doc.stream_options) == "table" and doc.stream_options.include_usage == true
 
-  local waited = 0          -- seconds spent waiting on upstreams: not moongate's overhead
-  local attempt = function(tier, budget, n)
-    local p = gw.providers[tier.provider]
-    local a0 = now()
-    local r, fail = p:chat(creq, tier, budget)
-    if r and r.events then
-      local data, chunk = first_event(r, budget - (now() - a0))
-      if not data then
-        r.events:close()
-        r, fail = nil, chunk
-      else
-        r.first, r.first_chunk = data, chunk
-      end
-    end
-    waited = waited + (now() - a0)
-    return r, fail
-  end
-
+  local st = { gw = gw, creq = creq, waited = 0 }   -- waited: seconds on upstreams, not overhead
   local deadline = plan.deadline and (t0 + plan.deadline) or moongate.deadline()
   local rcfg = gw.retry
-  local result, info = router.run(plan, attempt, {
+  local result, info = router.run(plan, attempt_chat, {
     breaker = gw.breaker, max_attempts = rcfg.max_attempts, backoff = rcfg.backoff,
     backoff_max = rcfg.backoff_max, retry_after_max = rcfg.retry_after_max,
-    deadline = deadline, now = now, sleep = sleep,
+    deadline = deadline, now = now, sleep = sleep, arg = st,
   })
+  local waited = st.waited
 
   local tier = result and info.tier
   if not result then
