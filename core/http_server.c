@@ -457,7 +457,13 @@ static void conn_reset_for_next(conn *c)
     c->parser.data = c;
     buf_free(&c->body);
     if (c->head.cap > 65536) buf_free(&c->head);
+    /* nothing of the previous request may be read for the next (an error before its first
+     * callback — e.g. a timeout after bare CRLFs — looks at url_len and the headers) */
     c->head.len = 0;
+    c->url_len = 0;
+    c->nhdrs = 0;
+    c->last_cb = 0;
+    c->headers_done = 0;
 }
 
 /* The response is complete and flushed: next request, or close. */

@@ -169,6 +169,18 @@ check("stream handler started", after["streams"]["started"] == before["streams"]
 check("handler cancelled when the client left (no task left behind)",
       after["live_tasks"] == before["live_tasks"] and after["streams"]["cancelled_after"] == 0, (before, after))
 
+# keep-alive, then a bare CRLF (skipped by the parser) until the header timeout: a 408 that
+# knows nothing of the previous request
+s = connect()
+s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-Id: prev-2\r\n\r\n")
+r1 = read_response(s)
+s.sendall(b"\r\n")
+r2 = read_response(s)
+check("bare CRLF on a kept-alive connection -> 408 with a fresh id",
+      r1[0] == 200 and r2[0] == 408 and r2[1]["x-request-id"] != "prev-2"
+      and json.loads(r2[2])["error"]["code"] == "request_timeout", (r1[:2], r2))
+s.close()
+
 # a client that leaves while its handler waits (no bytes written yet): cancelled at once
 s = connect()
 s.sendall(b"GET /slow?s=0.8 HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-2\r\n\r\n")
