@@ -246,8 +246,8 @@ static void db_close(mg_db *d) {
         live_statements--;
     }
     d->stmts = NULL;
-    sqlite3_stmt *st;
-    while ((st = sqlite3_next_stmt(d->db, NULL))) sqlite3_finalize(st);
+    /* Only our own statements: extensions such as FTS5 prepare statements of their own and
+     * finalize them in their destructors; close_v2 defers the close until they have. */
     sqlite3_close_v2(d->db);
     d->db = NULL;
     live_connections--;

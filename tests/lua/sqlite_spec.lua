@@ -225,6 +225,16 @@ describe("moongate.sqlite", function()
     db = assert(sqlite.open(path)) -- for after_each
   end)
 
+  it("closes a connection that used an FTS5 table (FTS5 owns statements of its own)", function()
+    assert(db:exec("CREATE VIRTUAL TABLE notes USING fts5(body)"))
+    assert(db:query("INSERT INTO notes(body) VALUES (?)", "circuit breakers open after failures"))
+    local rows = assert(db:query("SELECT body FROM notes WHERE notes MATCH ?", "breakers"))
+    assert.are.equal("circuit breakers open after failures", rows[1].body)
+    db:close()
+    db = assert(sqlite.open(path))   -- for after_each
+    assert.are.equal(1, db:first("SELECT count(*) AS n FROM notes").n)
+  end)
+
   it("raises for caller bugs: bad values and argument counts", function()
     assert.has_error(function() db:query("SELECT ?, ?", {}, 1) end, "sqlite: parameter 1: cannot bind a table")
     assert.has_error(function() db:query("SELECT ?", print) end, "sqlite: parameter 1: cannot bind a function")
