@@ -152,9 +152,24 @@ enum {
 static uint8_t g_bmp[65536]; /* class of every BMP code point */
 static int g_bmp_ready;
 
+#include "tokenizer_ucd.h"
+
+/* The general category as tiktoken's tables have it: utf8proc's, except for the characters
+ * Unicode added (or recategorized) after utf8proc's version, from UCD_PATCH. */
+static int category_of(int32_t cp) {
+    size_t lo = 0, hi = sizeof UCD_PATCH / sizeof UCD_PATCH[0] - 1; /* last: a sentinel */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (UCD_PATCH[mid].hi < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    if (UCD_PATCH[lo].lo <= cp && cp <= UCD_PATCH[lo].hi) return UCD_PATCH[lo].cat;
+    return utf8proc_category(cp);
+}
+
 static uint8_t class_of_cp(int32_t cp) {
     uint8_t k = 0;
-    switch (utf8proc_category(cp)) {
+    switch (category_of(cp)) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LT: k = K_L | K_U; break;
     case UTF8PROC_CATEGORY_LL: k = K_L | K_W; break;
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: k = K_L | K_U | K_W; break;
