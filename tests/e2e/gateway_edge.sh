@@ -9,6 +9,7 @@ cat > "$GW_TMP/route.lua" <<'LUA'
 local router = require "moongate.router"
 return { plan = function(req, ctx)
   local plan = router.default_plan(ctx.model)
+  if req.tenant == "boom" then error("kaboom") end
   if req.tenant == "gold" then plan.tiers = { { provider = "p1", model = "gold-model" } } end
   return plan
 end }
@@ -21,7 +22,7 @@ return {
     safe = { route = { { provider = "p1", model = "m1", timeout = 2 } }, degrade = true },
   },
   route_policy = "route.lua",
-  auth = { keys = { ["sk-team-a"] = "team-a", ["sk-gold"] = "gold" } },
+  auth = { keys = { ["sk-team-a"] = "team-a", ["sk-gold"] = "gold", ["sk-boom"] = "boom" } },
 }
 LUA
 start_gateway "$GW_TMP/conf.lua"
@@ -35,6 +36,9 @@ chat "$Q" -H 'authorization: Bearer sk-team-a'
 check "known key: 200" "$STATUS $(header x-moongate-model)" "200 m1"
 chat "$Q" -H 'authorization: Bearer sk-gold'
 check "the policy sees the tenant" "$STATUS $(header x-moongate-model)" "200 gold-model"
+chat "$Q" -H 'authorization: Bearer sk-boom'
+check "a policy that raises: 500 policy_error" "$STATUS $(json_field "d['error']['code']")" "500 policy_error"
+check "the error is logged" "$(grep -c 'routing policy raised' "$GW_TMP/gateway.log")" 1
 check "health needs no key" "$(curl -s -o /dev/null -w '%{http_code}' "$GW/health")" 200
 
 chat '{"model":"safe","messages":[{"role":"system","content":"The warehouse closes at 6pm on Fridays. Deliveries arrive on Mondays."},{"role":"user","content":"When does the warehouse close on Fridays?"}]}' \

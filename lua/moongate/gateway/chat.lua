@@ -338,9 +338,17 @@ function M.handle(gw, req, res, tenant)
   local policy, pversion = policy_for(gw)
   local rq = { model = name, doc = doc, stream = stream, tenant = tenant, headers = req.headers }
   local pctx = setmetatable({ model = mcfg, config = gw.config, doc = doc, name = name, gw = gw }, PCTX)
-  local plan, perr, pstatus, pcode = policy.plan(rq, pctx)
+  local pok, plan, perr, pstatus, pcode = pcall(policy.plan, rq, pctx)
+  if not pok then
+    local log = package.loaded["moongate.log"]
+    if log then log.error("routing policy raised", { error = tostring(plan), version = pversion }) end
+    return errors.response(500, "the routing policy failed (version " .. tostring(pversion) .. ")", "policy_error")
+  end
   if not plan then
     return errors.response(pstatus or 400, perr or "the routing policy refused the request", pcode or "invalid_request")
+  end
+  if type(plan) ~= "table" or type(plan.tiers) ~= "table" then
+    return errors.response(500, "the routing policy returned no tiers (version " .. tostring(pversion) .. ")", "policy_error")
   end
 
   if mcfg.tools then
