@@ -58,7 +58,8 @@ if (fs.existsSync(cranfield)) {
 }
 
 // --- source code and JSON ---------------------------------------------------------------
-for (const f of ["core/tokenizer.c", "core/tokenizer.h", "lua/moongate/tokenizer.lua", "CMakeLists.txt"]) {
+const docs = fs.existsSync(path.join(root, "docs")) ? fs.readdirSync(path.join(root, "docs")).sort().map((f) => "docs/" + f) : [];
+for (const f of ["core/tokenizer.c", "core/tokenizer.h", "lua/moongate/tokenizer.lua", "CMakeLists.txt", "README.md", ...docs]) {
   const p = path.join(root, f);
   if (fs.existsSync(p)) add(fs.readFileSync(p).toString("utf8").replaceAll("\x1e", ""));
 }
@@ -113,7 +114,7 @@ const frags = [
   "`", "|", "👍", "🏽", "\u200d", "👩‍💻", "🇫🇷", "\ufe0f", "\ufeff", "�", "𐍈", "𝔘𝔫𝔦", "🫠",
   "Ω", "ω", "ß", "ẞ", "İ", "ı", "Ⓐ", "ⓐ", "ᾈ", "ﬁ", "ℌ", "K", "Å",
 ];
-for (let r = 0; r < 1500; r++) {
+for (let r = 0; r < 5000; r++) {
   const n = int(1, 60);
   let s = "";
   for (let i = 0; i < n; i++) s += pick(frags);
@@ -127,7 +128,7 @@ const bad = [
   [0xf0, 0x9f], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xfe], [0xff],
   [0xe2, 0x82], [0xe2, 0x28, 0xa1], [0xf0, 0x28, 0x8c, 0xbc], [0xc3, 0x28],
 ];
-for (let r = 0; r < 400; r++) {
+for (let r = 0; r < 1500; r++) {
   const parts = [];
   const n = int(1, 30);
   for (let i = 0; i < n; i++) {
@@ -136,7 +137,7 @@ for (let r = 0; r < 400; r++) {
   }
   add(Buffer.concat(parts));
 }
-for (let r = 0; r < 100; r++) { // raw random bytes
+for (let r = 0; r < 400; r++) { // raw random bytes
   const b = Buffer.alloc(int(1, 200));
   for (let i = 0; i < b.length; i++) { b[i] = Math.floor(rnd() * 256); if (b[i] === 0x1e) b[i] = 0x1f; }
   add(b);
