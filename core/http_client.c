@@ -529,6 +529,7 @@ static int timer_fn(CURLM *m, long timeout_ms, void *ud)
 static int multi_ready(void)
 {
     if (multi && multi_pid == getpid()) return 0;
+    if (multi) ev_timer_stop(mg_loop, &multi_timer);   /* the parent's, inherited through fork */
     multi = curl_multi_init();   /* a parent's multi, if any, is left to the parent */
     if (!multi) return -1;
     multi_pid = getpid();
