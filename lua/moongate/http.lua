@@ -176,9 +176,10 @@ end
 -- http.stats() -> {active, handles, streams, sockets, paused, buffered, connects, requests}
 M.stats = core.stats
 
-ffi.cdef [[
+-- pcall: a second require after package.loaded was cleared must not fail on a cdef repeat
+pcall(ffi.cdef, [[
 int mg_http_configure(long max_host_connections, long max_connections, long max_idle);
-]]
+]])
 
 local LIMITS = { max_host_connections = 0, max_connections = 0, max_idle = 0 }
 
