@@ -4,7 +4,7 @@ local breaker = require "moongate.breaker"
 
 local M = {}
 
-local KINDS = { openai = true, anthropic = true, mock = true, extractive = true }
+local KINDS = { openai = true, anthropic = true, mock = true, extractive = true, ollama = true }
 
 local function config_dir(config)
   return config and config.dir
@@ -92,6 +92,11 @@ function M.new(config)
   }
   for name, p in pairs(cfg.providers) do
     local kind = p.kind or name
+    if kind == "ollama" then   -- Ollama speaks the OpenAI API under OLLAMA_HOST/v1
+      local copy = { ollama = true }
+      for k, v in pairs(p) do copy[k] = v end
+      p, kind = copy, "openai"
+    end
     if type(p.index) == "string" and p.index:sub(1, 1) ~= "/" then
       local copy = {}
       for k, v in pairs(p) do copy[k] = v end
