@@ -53,6 +53,9 @@ typedef struct xfer {
     size_t req_len, req_off;
     int answered;            /* response bytes arrived since the body was last (re)sent */
     int counted;             /* a stream counted in st.streams */
+    int have_info;           /* the timings below were read from the easy handle */
+    curl_off_t t_connect, t_tls, t_first, t_total;   /* microseconds since the start */
+    long new_connects, http_version;
 } xfer;
 
 typedef struct sockw {
@@ -156,6 +159,43 @@ static void xfer_free(xfer *x)
     buf_free(&x->body);
     free(x->req_body);
     free(x);
+}
+
+/* Read the transfer's timings and connection facts before its easy handle goes. */
+static void capture_info(xfer *x)
+{
+    if (!x->easy) return;
+    curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &x->t_connect);
+    curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &x->t_tls);
+    curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &x->t_first);
+    curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &x->t_total);
+    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &x->new_connects);
+    curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &x->http_version);
+    x->have_info = 1;
+}
+
+/* {reused, http_version, connect, tls, first_byte[, total]}: seconds from the request's
+ * start to each point (connect and tls are 0 on a reused connection). */
+static void push_info(lua_State *co, xfer *x, int with_total)
+{
+    lua_createtable(co, 0, 6);
+    lua_pushboolean(co, x->new_connects == 0);
+    lua_setfield(co, -2, "reused");
+    const char *v = x->http_version == CURL_HTTP_VERSION_2_0 ? "2"
+                  : x->http_version == CURL_HTTP_VERSION_3 ? "3"
+                  : x->http_version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1";
+    lua_pushstring(co, v);
+    lua_setfield(co, -2, "http_version");
+    lua_pushnumber(co, (lua_Number)x->t_connect / 1e6);
+    lua_setfield(co, -2, "connect");
+    lua_pushnumber(co, (lua_Number)x->t_tls / 1e6);
+    lua_setfield(co, -2, "tls");
+    lua_pushnumber(co, (lua_Number)x->t_first / 1e6);
+    lua_setfield(co, -2, "first_byte");
+    if (with_total) {
+        lua_pushnumber(co, (lua_Number)x->t_total / 1e6);
+        lua_setfield(co, -2, "total");
+    }
 }
 
 /* A stream is done with: no longer counted as open. */
@@ -266,13 +306,15 @@ static int push_response(lua_State *co, xfer *x)
         xfer_free(x);
         return n;
     }
+    capture_info(x);   /* a stream still has its handle: the timings up to the headers */
     lua_pushinteger(co, x->status);
     push_headers(co, &x->hdr);
     buf_free(&x->hdr);
     if (!x->stream) {
         lua_pushlstring(co, x->body.p ? x->body.p : "", x->body.len);
+        push_info(co, x, 1);
         xfer_free(x);
-        return 3;
+        return 4;
     }
     xfer **box = lua_newuserdata(co, sizeof *box);
     *box = x;
@@ -280,7 +322,8 @@ static int push_response(lua_State *co, xfer *x)
     lua_setmetatable(co, -2);
     x->counted = 1;
     st.streams++;
-    return 3;
+    push_info(co, x, 0);
+    return 4;
 }
 
 /* Hand the buffered body to the reader and let a paused transfer go on. */
@@ -362,6 +405,7 @@ static void after_action(void)
         x->result = rc;
         if (!x->status) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->status);
         if (rc == CURLE_OK) x->headers_done = 1;
+        capture_info(x);
         easy_release(x);
         pending_add(x);
     }
@@ -607,7 +651,7 @@ static double opt_seconds(lua_State *L, int idx)
 
 /* _http.request(method, url, header_lines, body|nil, timeout|nil, connect_timeout|nil, stream,
  *               max_redirects, max_body, stream_buffer, ca_file|nil, insecure, decompress)
- *   -> status, headers, body | status, headers, stream | nil, err, detail   [-0, +3, y]
+ *   -> status, headers, body, info | status, headers, stream, info | nil, err, detail   [-0, +4, y]
  * Arguments are validated by lua/moongate/http.lua; this checks only what keeps C safe. */
 static int l_request(lua_State *L)
 {

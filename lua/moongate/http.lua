@@ -115,7 +115,8 @@ end
 
 --[[ http.request{method, url, headers, body, timeout, connect_timeout, stream, redirects,
   max_body, buffer, ca_file, insecure, decompress} -> res | nil, err, detail
-  res.status (integer), res.headers (lower-case names -> string), res.body (unless stream). ]]
+  res.status (integer), res.headers (lower-case names -> string), res.body (unless stream),
+  res.info {reused, http_version, connect, tls, first_byte, total (unless stream)}. ]]
 function M.request(opts)
   if type(opts) ~= "table" then error("http.request: expects a table of options", 2) end
   for k in pairs(opts) do
@@ -145,7 +146,7 @@ function M.request(opts)
   local decompress = opts.decompress
   if decompress ~= nil and type(decompress) ~= "boolean" then bad("decompress must be a boolean") end
 
-  local status, headers, b = core.request(method, url, header_lines(opts.headers, body ~= nil),
+  local status, headers, b, info = core.request(method, url, header_lines(opts.headers, body ~= nil),
     body, timeout, connect_timeout, stream, redirects, max_body, buffer, ca_file, insecure,
     decompress)
   if not status then
@@ -153,9 +154,9 @@ function M.request(opts)
     return nil, headers, b
   end
   if stream then
-    return setmetatable({ status = status, headers = headers, _s = b }, Stream)
+    return setmetatable({ status = status, headers = headers, info = info, _s = b }, Stream)
   end
-  return { status = status, headers = headers, body = b }
+  return { status = status, headers = headers, body = b, info = info }
 end
 
 -- http.get(url [, opts]) and http.post(url, body [, opts]): shorthands for request.

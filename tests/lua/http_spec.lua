@@ -130,6 +130,10 @@ describe("http.request", function()
     assert.are.equal("text/plain", res.headers["content-type"])
     assert.are.equal("6", res.headers["content-length"])
     assert.are.equal("keep-alive", res.headers["connection"])
+    local info = res.info
+    assert.are.equal("1.1", info.http_version)
+    assert.is_true(info.connect <= info.first_byte and info.first_byte <= info.total, "timings in order")
+    assert.are.equal(0, info.tls)
   end)
 
   it("sends the method, headers and body exactly, without Expect or a default content type", function()
@@ -223,7 +227,10 @@ describe("http.request", function()
   it("reuses a kept-alive connection for sequential requests", function()
     assert(http.request{ url = NGX .. "/hello" })
     local before = http.stats().connects
-    for _ = 1, 50 do assert.are.equal(200, assert(http.request{ url = NGX .. "/hello" }).status) end
+    for _ = 1, 50 do
+      local res = assert(http.request{ url = NGX .. "/hello" })
+      assert.are.same({ 200, true, 0 }, { res.status, res.info.reused, res.info.connect })
+    end
     assert.are.equal(before, http.stats().connects)
   end)
 
@@ -235,6 +242,8 @@ describe("http.request", function()
     assert.is_nil(err)
     assert.are.equal("short\n", res.body)
     assert.are.equal(before + 1, http.stats().connects)
+    assert.is_false(res.info.reused)
+    assert.is_true(res.info.connect > 0)
   end)
 
   it("configure bounds the connections per host; transfers over it wait their turn", function()
@@ -446,7 +455,7 @@ describe("http.request over TLS", function()
 
   it("trusts a given CA file, or nothing with insecure = true", function()
     local res = assert(http.request{ url = TLS .. "/hello", ca_file = tmp .. "/cert.pem" })
-    assert.are.same({ 200, "hello over tls\n" }, { res.status, res.body })
+    assert.are.same({ 200, "hello over tls\n", "2" }, { res.status, res.body, res.info.http_version })
     res = assert(http.request{ url = TLS .. "/hello", insecure = true })
     assert.are.same({ 200, "hello over tls\n" }, { res.status, res.body })
   end)
@@ -497,6 +506,8 @@ describe("http.request{stream = true}", function()
     assert.are.equal(200, res.status)
     assert.are.equal("text/event-stream", res.headers["content-type"])
     assert.is_nil(res.body)
+    assert.is_nil(res.info.total)   -- a stream's info stops at its headers
+    assert.is_true(res.info.first_byte > 0)
     local chunks, times = {}, {}
     while true do
       local chunk, err = res:read()
