@@ -47,6 +47,7 @@ function M.new(name, cfg)
     fixed_headers = fixed,
     connect_timeout = cfg.connect_timeout or 2,
     query = cfg.query,   -- e.g. "api-version=2024-06-01" for Azure
+    stream_usage = cfg.stream_usage ~= false,   -- false: the upstream refuses stream_options
   }, Provider)
 end
 
@@ -126,7 +127,10 @@ end
 function Provider:chat(req, tier, budget)
   local set = req.set   -- top-level fields moongate changes, prepared once per request
   set.model = tier.model or req.model
+  local so = set.stream_options
+  if so and not self.stream_usage then set.stream_options = nil end   -- upstream rejects it
   local payload = body.rewrite(req.raw, req.doc, set)
+  set.stream_options = so
   local res, fail = self:post(self.chat_url, payload, req, budget, req.stream)
   if not res then return nil, fail end
   if res.status ~= 200 then return nil, failure_for(res) end
