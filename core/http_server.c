@@ -934,7 +934,7 @@ static int valid_value(const char *s, size_t n)
     return 1;
 }
 
-enum { H_CL = 1, H_TE = 2, H_CONN = 4, H_RID = 8, H_DATE = 16 };
+enum { H_CL = 1, H_TE = 2, H_CONN = 4, H_RID = 8, H_DATE = 16, H_CLOSE = 32, H_FRAMED = 64 };
 
 static int add_header(lua_State *L, buf *b, const char *name, size_t nl, int vidx, int *seen)
 {
@@ -942,21 +942,37 @@ static int add_header(lua_State *L, buf *b, const char *name, size_t nl, int vid
     const char *v = lua_tolstring(L, vidx, &vl);
     if (!v) return luaL_error(L, "header '%s': value must be a string or a number", name);
     if (!valid_value(v, vl)) return luaL_error(L, "header '%s': value contains CR, LF or NUL", name);
+    int flag = 0;
+    if (ieq(name, nl, "content-length")) flag = H_CL;
+    else if (ieq(name, nl, "transfer-encoding")) flag = H_TE;
+    else if (ieq(name, nl, "connection")) flag = ieq(v, vl, "close") ? H_CONN | H_CLOSE : H_CONN;
+    else if (ieq(name, nl, "x-request-id")) flag = H_RID;
+    else if (ieq(name, nl, "date")) flag = H_DATE;
+    /* a whole response is framed by the server: the handler's own framing would contradict it */
+    if ((*seen & H_FRAMED) && (flag & (H_CL | H_TE))) return 0;
+    *seen |= flag;
     buf_add(b, name, nl);
     buf_add(b, ": ", 2);
     buf_add(b, v, vl);
     buf_add(b, "\r\n", 2);
-    if (ieq(name, nl, "content-length")) *seen |= H_CL;
-    else if (ieq(name, nl, "transfer-encoding")) *seen |= H_TE;
-    else if (ieq(name, nl, "connection")) *seen |= H_CONN;
-    else if (ieq(name, nl, "x-request-id")) *seen |= H_RID;
-    else if (ieq(name, nl, "date")) *seen |= H_DATE;
     return 0;
 }
 
+/* The connection header, once the caller has settled r->keepalive. */
+static void add_connection(res *r, buf *b, int seen)
+{
+    if (r->c && r->c->s->draining) r->keepalive = 0;
+    if (seen & H_CLOSE) r->keepalive = 0;
+    if (seen & H_CONN) return;
+    if (!r->keepalive) ADD_LIT(b, "connection: close\r\n");
+    else if (r->http10) ADD_LIT(b, "connection: keep-alive\r\n");
+}
+
 /* Status line and headers into b; the caller's header table is at hidx (or nil). Raises on bad
- * headers (a handler bug). Returns the H_* flags of the headers the handler set. */
-static int build_head(lua_State *L, res *r, buf *b, int status, int hidx, const char **cl_value)
+ * headers (a handler bug). Returns the H_* flags of the headers the handler set. framed: the
+ * server sets content-length itself (the handler's content-length / transfer-encoding are
+ * dropped). The connection header is the caller's (add_connection). */
+static int build_head(lua_State *L, res *r, buf *b, int status, int hidx, const char **cl_value, int framed)
 {
     char num[24];
     const char *reason = mg_http_reason(status);
@@ -965,7 +981,7 @@ static int build_head(lua_State *L, res *r, buf *b, int status, int hidx, const 
     buf_add(b, " ", 1);
     buf_add(b, reason, strlen(reason));
     ADD_LIT(b, "\r\n");
-    int seen = 0;
+    int seen = framed ? H_FRAMED : 0;
     if (hidx && lua_istable(L, hidx)) {
         lua_pushnil(L);
         while (lua_next(L, hidx)) {
@@ -1000,11 +1016,6 @@ static int build_head(lua_State *L, res *r, buf *b, int status, int hidx, const 
         buf_add(b, d, strlen(d));
         buf_add(b, "\r\n", 2);
     }
-    if (r->c && r->c->s->draining) r->keepalive = 0;
-    if (!(seen & H_CONN)) {
-        if (!r->keepalive) buf_add(b, "connection: close\r\n", 19);
-        else if (r->http10) buf_add(b, "connection: keep-alive\r\n", 24);
-    }
     return seen;
 }
 
@@ -1016,10 +1027,10 @@ static void res_complete(res *r)
     conn *c = r->c;
     r->finished = 1;
     access_log(c->s, r, r->status, NULL);
+    int keep = r->keepalive;
     r->c = NULL;
     c->r = NULL;
-    res_release(r);
-    int keep = r->keepalive;
+    res_release(r);   /* r may be collected from here on */
     if (conn_pending(c)) {
         c->after_flush = keep ? 1 : 3;
         reading(c, 0);
@@ -1035,7 +1046,8 @@ static int res_send_body(lua_State *L, res *r, int status, int hidx, const char 
     conn *c = r->c;
     buf *head = &scratch;
     head->len = 0;
-    build_head(L, r, head, status, hidx, NULL);   /* may raise: nothing is sent then */
+    int seen = build_head(L, r, head, status, hidx, NULL, 1);   /* may raise: nothing is sent then */
+    add_connection(r, head, seen);
     r->status = status;
     r->started = 1;
     char cl[64];
@@ -1120,10 +1132,10 @@ static int l_res_start(lua_State *L)
     if (status < 200 || status > 999) return luaL_argerror(L, 2, "status must be 200..999");
     if (r->started) return luaL_error(L, "response already started");
     if (!r->c) return closed(L);
-    buf head = scratch;
-    head.len = 0;
+    buf *head = &scratch;
+    head->len = 0;
     const char *cl = NULL;
-    int seen = build_head(L, r, &head, status, lua_gettop(L) >= 3 ? 3 : 0, &cl);
+    int seen = build_head(L, r, head, status, lua_gettop(L) >= 3 ? 3 : 0, &cl, 0);   /* may raise */
     r->status = status;
     r->started = 1;
     if (!status_has_body(status)) {
@@ -1132,18 +1144,18 @@ static int l_res_start(lua_State *L)
         r->has_declared = 1;
         r->declared = cl ? strtoull(cl, NULL, 10) : 0;
     } else if (seen & H_TE) {
-        r->chunked = 0;   /* the handler frames the body itself */
+        r->chunked = 0;     /* the handler frames the body itself; only the close ends it for sure */
+        r->keepalive = 0;
     } else if (r->http10) {
-        r->keepalive = 0;  /* HTTP/1.0 has no chunking: the end of the body is the close */
-        if (!(seen & H_CONN)) buf_add(&head, "connection: close\r\n", 19);
+        r->keepalive = 0;   /* HTTP/1.0 has no chunking: the end of the body is the close */
     } else {
         r->chunked = 1;
-        buf_add(&head, "transfer-encoding: chunked\r\n", 28);
+        ADD_LIT(head, "transfer-encoding: chunked\r\n");
     }
-    buf_add(&head, "\r\n", 2);
-    struct iovec iov = {head.p, head.len};
+    add_connection(r, head, seen);
+    ADD_LIT(head, "\r\n");
+    struct iovec iov = {head->p, head->len};
     int rc = conn_writev(r->c, &iov, 1);
-    scratch = head;
     if (scratch.cap > 65536) buf_free(&scratch);
     if (rc) { conn_free(r->c, 499, "write failed"); return closed(L); }
     lua_pushboolean(L, 1);
@@ -1205,7 +1217,7 @@ static int l_res_finish(lua_State *L)
         if (conn_writev(c, &iov, 1)) { conn_free(c, 499, "write failed"); return closed(L); }
     }
     if (r->has_declared && r->bytes != r->declared && !r->head_only) r->keepalive = 0;
-    if (!r->chunked && !r->has_declared) r->keepalive = 0;
+    if (!r->chunked && !r->has_declared && !r->no_body) r->keepalive = 0;
     res_complete(r);
     lua_pushboolean(L, 1);
     return 1;

@@ -102,6 +102,22 @@ routes["/abort"] = function(req, res)
   streams.after_abort = select(2, res:write("x")) or "sent"   -- "closed"
 end
 
+routes["/framing"] = function()
+  -- a whole response's framing is the server's: these two are dropped
+  return { status = 200, headers = { ["content-length"] = "999", ["transfer-encoding"] = "chunked" }, body = "abc" }
+end
+
+routes["/close-me"] = function()
+  return { status = 200, headers = { connection = "close" }, body = "bye" }
+end
+
+routes["/bad-stream-header"] = function(req, res)
+  local h = {}
+  for i = 1, 64 do h["x-pad-" .. i] = string.rep("p", 1000) end
+  h["x-bad"] = "a\r\nb"
+  res:start(200, h)   -- raises: nothing was sent, so the client gets a 500
+end
+
 routes["/stream-raise"] = function(req, res)
   res:start(200, { ["content-type"] = "text/event-stream" })
   res:write("data: 1\n\n")

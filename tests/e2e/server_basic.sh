@@ -93,6 +93,20 @@ expect_eq "stream that raises is cut (curl sees a truncated body)" "data: 1 rc=1
 sleep 0.1
 expect_eq "still serving after failures" "hello" "$(curl -s "$URL/hello")"
 
+# framing: the server's own for whole responses; connection: close from a handler is honoured;
+# an HTTP/1.0 stream is delimited by the close
+out=$(curl -s -D - "$URL/framing" | tr -d '\r')
+expect_eq "handler's content-length / transfer-encoding dropped" "content-length: 3|abc" \
+  "$(grep -ci '^content-length' <<<"$out" | sed 's/^1$//')$(grep -i '^content-length' <<<"$out")|$(tail -n1 <<<"$out")"
+if grep -qi '^transfer-encoding' <<<"$out"; then fail "transfer-encoding kept: $out"; else pass "no transfer-encoding on a whole response"; fi
+out=$(curl -sv "$URL/close-me" "$URL/hello" 2>&1)
+if grep -q "Re-using existing connection" <<<"$out"; then fail "connection: close not honoured"; else pass "handler's connection: close closes"; fi
+out=$(curl -s -0 -D - -H 'Connection: keep-alive' "$URL/stream?n=2" | tr -d '\r')
+expect_eq "HTTP/1.0 stream: one connection header, close" "1 connection: close" \
+  "$(grep -ci '^connection' <<<"$out") $(grep -i '^connection' <<<"$out")"
+if grep -qi '^transfer-encoding' <<<"$out"; then fail "chunked to HTTP/1.0: $out"; else pass "no chunking for HTTP/1.0"; fi
+check_err "res:start with a bad header -> 500" /bad-stream-header 500 "internal server error" internal_error
+
 # logs: one access line per request, the traceback of the raise, secrets redacted
 curl -s -H 'X-Request-Id: log-1' -H 'Authorization: Bearer sk-live-secret' "$URL/log" >/dev/null
 sleep 0.1
