@@ -1180,6 +1180,8 @@ static int l_res_write(lua_State *L)
     if (r->finished) return luaL_error(L, "res:write after res:finish");
     if (!r->c) return closed(L);
     if (!n || r->head_only || r->no_body) { lua_pushboolean(L, 1); return 1; }
+    if (r->has_declared && r->bytes + n > r->declared)
+        return luaL_error(L, "res:write past the declared content-length (%llu)", (unsigned long long)r->declared);
     conn *c = r->c;
     int rc;
     if (r->chunked) {
