@@ -425,10 +425,10 @@ static size_t piece_o200k(const uint8_t *s, size_t n, size_t i) {
 /* Merges a piece of n bytes into tokens; writes token start offsets to starts[0..m) and
  * returns m. Same result as tiktoken: repeatedly merge the lowest-ranked adjacent pair, the
  * leftmost one on ties. Short pieces use an array scan; long ones a heap (O(n log n)). */
-typedef struct {
-    uint64_t key; /* rank << 32 | left start */
-    uint32_t end;
-} hent;
+/* A heap entry, ordered as (rank, left start): rank << 40 | left start << 8 | pair length.
+ * Ranks are below 2^24, starts below 2^32, tokens at most 255 bytes long. */
+typedef uint64_t hent;
+#define HENT(rank, pos, len) ((uint64_t)(rank) << 40 | (uint64_t)(pos) << 8 | (uint64_t)(len))
 
 typedef struct {
     uint32_t *nxt, *prv;
@@ -486,31 +486,41 @@ static size_t bpe_small(const mg_tok *t, const uint8_t *p, size_t n, uint32_t *s
     return m;
 }
 
-static inline int hless(const hent *a, const hent *b) { return a->key < b->key; }
+/* A 4-ary min-heap: half the depth of a binary one, and the four children share a line. */
+static void heap_down(hent *h, size_t n, size_t i) {
+    hent x = h[i];
+    for (;;) {
+        size_t c = 4 * i + 1;
+        if (c >= n) break;
+        size_t best = c;
+        size_t e = c + 4 < n ? c + 4 : n;
+        for (size_t j = c + 1; j < e; j++)
+            if (h[j] < h[best]) best = j;
+        if (h[best] >= x) break;
+        h[i] = h[best];
+        i = best;
+    }
+    h[i] = x;
+}
 
-static void heap_push(hent *h, size_t *hn, hent e) {
+static void heap_push(hent *h, size_t *hn, hent x) {
     size_t i = (*hn)++;
     while (i > 0) {
-        size_t par = (i - 1) / 2;
-        if (!hless(&e, &h[par])) break;
+        size_t par = (i - 1) / 4;
+        if (h[par] <= x) break;
         h[i] = h[par];
         i = par;
     }
-    h[i] = e;
+    h[i] = x;
 }
 
 static hent heap_pop(hent *h, size_t *hn) {
-    hent top = h[0], last = h[--(*hn)];
-    size_t i = 0, n = *hn;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && hless(&h[c + 1], &h[c])) c++;
-        if (!hless(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
+    hent top = h[0];
+    size_t n = --(*hn);
+    if (n) {
+        h[0] = h[n];
+        heap_down(h, n, 0);
     }
-    if (n) h[i] = last;
     return top;
 }
 
@@ -524,16 +534,28 @@ static size_t bpe_large(const mg_tok *t, const uint8_t *p, size_t n, scratch *w,
         nxt[i] = (uint32_t)(i + 1);
         prv[i] = (uint32_t)(i ? i - 1 : 0);
     }
-    for (size_t i = 0; i + 1 < n; i++) {
-        uint32_t r = rank_of(t, p + i, 2);
-        if (r != NO_RANK) heap_push(h, &hn, (hent){(uint64_t)r << 32 | i, (uint32_t)(i + 2)});
+    /* the initial pairs, looked up with prefetching, then heapified in O(n) */
+    enum { AHEAD = 16 };
+    key ks[AHEAD];
+    for (size_t i = 0; i + 1 < n && i < AHEAD; i++) {
+        make_key(p + i, 2, &ks[i]);
+        prefetch_key(t, &ks[i]);
     }
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint32_t r = find_key(t, &ks[i % AHEAD], p + i, 2);
+        if (i + AHEAD + 1 < n) {
+            make_key(p + i + AHEAD, 2, &ks[i % AHEAD]);
+            prefetch_key(t, &ks[i % AHEAD]);
+        }
+        if (r != NO_RANK) h[hn++] = HENT(r, i, 2);
+    }
+    for (size_t i = hn / 4 + 1; i-- > 0;)
+        if (i < hn) heap_down(h, hn, i);
     while (hn) {
         hent e = heap_pop(h, &hn);
-        uint32_t a = (uint32_t)e.key, b = nxt[a];
-        if (b == 0 || b >= n || nxt[b] != e.end) continue; /* stale */
+        uint32_t a = (uint32_t)(e >> 8), b = nxt[a], end = a + (uint32_t)(e & 0xff);
+        if (b == 0 || b >= n || nxt[b] != end) continue; /* stale */
         /* merge a and b */
-        uint32_t end = e.end;
         nxt[a] = end;
         nxt[b] = 0;
         if (end < n) prv[end] = a;
@@ -541,12 +563,12 @@ static size_t bpe_large(const mg_tok *t, const uint8_t *p, size_t n, scratch *w,
         if (a > 0) {
             uint32_t l = prv[a];
             uint32_t r = rank_of(t, p + l, end - l);
-            if (r != NO_RANK) heap_push(h, &hn, (hent){(uint64_t)r << 32 | l, end});
+            if (r != NO_RANK) heap_push(h, &hn, HENT(r, l, end - l));
         }
         if (end < n) {
             uint32_t e2 = nxt[end];
             uint32_t r = rank_of(t, p + a, e2 - a);
-            if (r != NO_RANK) heap_push(h, &hn, (hent){(uint64_t)r << 32 | a, e2});
+            if (r != NO_RANK) heap_push(h, &hn, HENT(r, a, e2 - a));
         }
     }
     if (starts) {
