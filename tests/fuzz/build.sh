@@ -25,5 +25,6 @@ if (($#)); then
         fs.writeFileSync(`${process.argv[2]}/seed${i++}`, b.subarray(p, q));
         if (q === b.length) break; p = q + 3; }' "$root/tests/data/tokenizer/corpus.bin" "$corpus"
   fi
+  cd "$out" # with -jobs, libFuzzer writes fuzz-N.log files into the current folder
   MOONGATE_HOME="$root" "$out/tokenizer_fuzz" "$@" "$corpus"
 fi
