@@ -7,6 +7,12 @@ local moongate = require "moongate"
 
 local M = {}
 
+local digest
+do
+  local ok, watch = pcall(require, "moongate._watch")
+  if ok and watch.hash then digest = watch.hash else digest = function(s) return s end end
+end
+
 M.RESULT_TTL = 600   -- seconds a tool result is remembered under its idempotency key
 
 -- validate(tool) -> true | nil, err: what a plugin must declare.
@@ -147,7 +153,9 @@ function M.loop(o)
     messages[#messages + 1] = msg
     for _, c in ipairs(calls) do
       local fn = c["function"]
-      local key = o.key and (o.key .. ":" .. tostring(c.id)) or nil
+      -- the key names the call by what it does, not by the model's (random) call id: the same
+      -- request retried with the same Idempotency-Key repeats no side effect
+      local key = o.key and (o.key .. ":" .. i .. ":" .. fn.name .. ":" .. digest(fn.arguments or "")) or nil
       local result, cerr = M.call(by_name[fn.name], fn.arguments, key, o.ctx)
       if result == nil then result = assert(json.encode({ error = tostring(cerr) })) end
       messages[#messages + 1] = { role = "tool", tool_call_id = c.id, content = result }

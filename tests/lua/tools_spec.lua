@@ -98,6 +98,27 @@ describe("tools", function()
     assert.are.same({ 1, 3 }, seen)
   end)
 
+  it("a request retried with the same key repeats no side effect, whatever the call ids", function()
+    local t = counter_tool(false)
+    local key = "idem-" .. tostring(mg.now())
+    local function run(call_id)
+      local turn = 0
+      return tools.loop{ tools = { t }, messages = { { role = "user", content = "bump" } }, key = key,
+        call_model = function(messages)
+          turn = turn + 1
+          if turn == 1 then
+            return completion({ role = "assistant", tool_calls = {
+              { id = call_id, type = "function", ["function"] = { name = "bump", arguments = '{"by":1}' } } } }, "tool_calls")
+          end
+          return completion({ role = "assistant", content = messages[#messages].content })
+        end }
+    end
+    local a = run("call_abc")
+    local b = run("call_xyz")
+    assert.are.equal(1, t.runs)
+    assert.are.equal(a.choices[1].message.content, b.choices[1].message.content)
+  end)
+
   it("stops at the iteration cap", function()
     local calc = assert(tools.load("calc"))
     local calls = 0
