@@ -4,12 +4,25 @@
 . "$(dirname "$0")/lib/gateway.bash"
 
 start_mock p1
+mkdir -p "$GW_TMP/plugins"
+cat > "$GW_TMP/plugins/ticket.lua" <<LUA
+-- a tool with a side effect: appends a line to a file
+return {
+  name = "ticket", description = "Open a support ticket.", timeout = 2, idempotent = false,
+  parameters = { type = "object", properties = { title = { type = "string" } } },
+  run = function(args)
+    local f = assert(io.open("$GW_TMP/tickets", "a")); f:write("ticket\n"); f:close()
+    return { ticket = "T-1" }
+  end,
+}
+LUA
 cat > "$GW_TMP/conf.lua" <<LUA
 return {
   providers = { p1 = { kind = "mock", base_url = "$MOCK_p1_URL" } },
   models = {
     agent = { route = { { provider = "p1", model = "mock-large" } }, tools = { "clock" }, max_tool_iterations = 2 },
     plain = { route = { { provider = "p1", model = "mock-large" } } },
+    desk = { route = { { provider = "p1", model = "mock-large" } }, tools = { "ticket" } },
   },
 }
 LUA
@@ -31,4 +44,11 @@ check "streamed: the text" "$(grep '^data: {' "$OUT" | sed 's/^data: //' | pytho
 
 chat '{"model":"plain","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object","properties":{"q":{"type":"string"}}}}}]}'
 check "a client's own tools are the client's: tool_calls come back" "$(json_field "d['choices'][0]['finish_reason'], d['choices'][0]['message']['tool_calls'][0]['function']['name']")" "tool_calls lookup"
+# a plugin next to the config, with a side effect, and client retries with one Idempotency-Key
+chat '{"model":"desk","messages":[{"role":"user","content":"printer broken"}]}' -H 'idempotency-key: abc-1'
+check "config-folder plugin ran" "$STATUS $(wc -l < "$GW_TMP/tickets" | tr -d ' ')" "200 1"
+chat '{"model":"desk","messages":[{"role":"user","content":"printer broken"}]}' -H 'idempotency-key: abc-1'
+check "a retry with the same Idempotency-Key: no second side effect" "$STATUS $(wc -l < "$GW_TMP/tickets" | tr -d ' ')" "200 1"
+chat '{"model":"desk","messages":[{"role":"user","content":"printer broken"}]}' -H 'idempotency-key: abc-2'
+check "another key: a new ticket" "$(wc -l < "$GW_TMP/tickets" | tr -d ' ')" 2
 finish
