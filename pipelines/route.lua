@@ -79,6 +79,27 @@ function M.plan(req, ctx)
       tiers = easy
     end
   end
+  if m.max_cost then
+    -- cost cap: drop the tiers whose worst case (the prompt plus every output token the request
+    -- may ask for) would cost more than the cap; prices are USD per million tokens
+    local n_in = ctx.count_tokens() or 0
+    local doc = req.doc
+    local n_out = tonumber(doc.max_completion_tokens) or tonumber(doc.max_tokens) or m.max_output_tokens or 4096
+    if m.max_output_tokens and n_out > m.max_output_tokens then n_out = m.max_output_tokens end
+    local kept, cheapest = {}, nil
+    for i = 1, #tiers do
+      local t = tiers[i]
+      local price = t.price
+      local cost = price and ((n_in * (price.input or 0) + n_out * (price.output or 0)) / 1e6) or 0
+      if cost <= m.max_cost then kept[#kept + 1] = t end
+      if not cheapest or cost < cheapest then cheapest = cost end
+    end
+    if #kept == 0 then
+      return nil, string.format("this request may cost up to $%.4f, over this model's limit of $%.4f " ..
+        "(lower max_tokens or shorten the prompt)", cheapest or 0, m.max_cost), 400, "cost_limit_exceeded"
+    end
+    tiers = kept
+  end
   return {
     tiers = tiers,
     deadline = m.deadline,

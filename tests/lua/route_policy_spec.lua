@@ -79,6 +79,24 @@ describe("pipelines/route.lua", function()
     assert.are.equal("hard", policy.plan({ model = "m", doc = user("Explain why, step by step") }, c).triage)
   end)
 
+  it("a cost cap drops the tiers whose worst case costs too much, and refuses when none is left", function()
+    local m = { max_cost = 0.01, max_output_tokens = 1000, route = {
+      { provider = "big", price = { input = 5, output = 15 } },      -- 1000*5/1e6 + 1000*15/1e6 = 0.02
+      { provider = "small", price = { input = 0.15, output = 0.6 } },
+      { provider = "free" } } }
+    local plan = policy.plan({ model = "m", doc = user("x", { max_tokens = 5000 }) }, ctx(m, 1000))
+    assert.are.same({ "small", "free" }, providers(plan))
+    -- a small max_tokens brings the big tier under the cap: 1000*5/1e6 + 100*15/1e6 = 0.0065
+    plan = policy.plan({ model = "m", doc = user("x", { max_tokens = 100 }) }, ctx(m, 1000))
+    assert.are.same({ "big", "small", "free" }, providers(plan))
+    local only_big = { max_cost = 0.01, max_output_tokens = 1000, route = { m.route[1] } }
+    local p2, msg, status, code = policy.plan({ model = "m", doc = user("x") }, ctx(only_big, 1000))
+    assert.is_nil(p2)
+    assert.are.equal("this request may cost up to $0.0200, over this model's limit of $0.0100 " ..
+      "(lower max_tokens or shorten the prompt)", msg)
+    assert.are.same({ 400, "cost_limit_exceeded" }, { status, code })
+  end)
+
   it("refuses prompts over max_input_tokens with 400 context_length_exceeded", function()
     local m = { route = MODEL.route, max_input_tokens = 100 }
     local plan, msg, status, code = policy.plan({ model = "m", doc = user("x") }, ctx(m, 101))
