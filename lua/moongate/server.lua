@@ -138,8 +138,10 @@ local function dispatch(req, res)
     if not sent then return answer_failure(res, "bad response from handler", { msg = tostring(err) }) end
   elseif res.started then
     res:finish()
-  else
+  elseif r == nil then
     answer_failure(res, "handler returned no response")
+  else
+    answer_failure(res, "handler returned a " .. type(r) .. ", not a response table")
   end
 end
 
