@@ -57,8 +57,11 @@ M.policy_for = policy_for
 local function count_tokens(doc, model)
   local ok, tok = pcall(require, "moongate.tokenizer")
   if ok and tok and tok.count_chat then
-    local n = tok.count_chat(doc.messages, model)
-    if n then return n end
+    -- the model's own encoding when the tokenizer knows the name, else o200k (gpt-4o's)
+    local cok, n = pcall(tok.count_chat, doc.messages, model)
+    if cok and n then return n end
+    cok, n = pcall(tok.count_chat, doc.messages, "gpt-4o")
+    if cok and n then return n end
   end
   -- no tokenizer: a conservative estimate of one token per 4 bytes of text
   local chars = 0
