@@ -33,14 +33,18 @@ local function get_store()
   return store
 end
 
-local keys_cache = {}
+-- Keys per provider and model, built once; bounded, since a catch-all model passes client-chosen
+-- names through.
+local keys_cache, cached = {}, 0
 local function keys_for(provider, model)
   local id = provider .. "\0" .. model
   local k = keys_cache[id]
   if not k then
     local p = "usage:" .. provider .. ":" .. model .. ":"
     k = { req = p .. "requests", pt = p .. "prompt_tokens", ct = p .. "completion_tokens" }
+    if cached >= 1024 then keys_cache, cached = {}, 0 end
     keys_cache[id] = k
+    cached = cached + 1
   end
   return k
 end
