@@ -2,6 +2,7 @@
 // document with npm tiktoken (WASM), js-tiktoken and gpt-tokenizer, single-threaded, best of
 // REPS, compares each count with moongate's, prints MB/s side by side with ratios to tiktoken.
 import fs from "node:fs";
+import os from "node:os";
 import { createRequire } from "node:module";
 
 const [corpusPath, moongateOut, workDir, repsArg] = process.argv.slice(2);
@@ -47,6 +48,7 @@ function measure(count) {
 }
 
 console.log(`corpus: ${docs.length} documents, ${(bytes / 1e6).toFixed(2)} MB (State of the Union addresses + source code); best of ${reps}, single-threaded`);
+console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} (a busy machine slows every column)`);
 console.log("");
 const pad = (s, n) => String(s).padEnd(n);
 const lpad = (s, n) => String(s).padStart(n);
