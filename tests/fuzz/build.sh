@@ -8,6 +8,10 @@ out=${1:-$root/build-fuzz}
 [ "${1:-}" = "--" ] && out=$root/build-fuzz
 shift || true
 [ "${1:-}" = "--" ] && shift
+if ! command -v clang >/dev/null; then
+  echo "tokenizer fuzz: clang is needed (apt-get install clang)" >&2
+  exit 1
+fi
 mkdir -p "$out"
 clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -iquote "$root/core" "$root/tests/fuzz/tokenizer_fuzz.c" "$root/core/tokenizer.c" \
