@@ -37,8 +37,6 @@ static const enc_def ENC_DEFS[] = {
 };
 #define N_ENCS (sizeof ENC_DEFS / sizeof ENC_DEFS[0])
 
-/* One hash slot: the key's first 8 bytes and length live in the slot, so a lookup of a
- * token of up to 8 bytes (nearly every pair tried during merges) touches one cache line. */
 /* One hash slot (half a cache line): a token's first 24 bytes and its length live in the
  * slot, so a look-up compares without touching the token table for all but the longest. */
 typedef struct {
@@ -49,7 +47,7 @@ typedef struct {
 
 struct mg_tok {
     const enc_def *def;
-    uint32_t nranks, vocab;
+    uint32_t nranks;
     uint8_t *bytes;   /* every token's bytes, back to back */
     uint32_t *off;    /* rank -> offset in bytes; off[nranks] = end */
     slot *slots;
@@ -244,7 +242,7 @@ static inline __attribute__((always_inline)) unsigned cls_at(const uint8_t *s, s
     return 0;
 }
 
-/* Length of the next character as a WHATWG decoder reads it, and whether it is valid. */
+/* Length of the next character (or invalid sequence) as a WHATWG decoder reads it. */
 static inline size_t char_len(const uint8_t *s, size_t n, size_t i) {
     size_t l;
     (void)cls_at(s, n, i, &l);
@@ -979,6 +977,7 @@ MG_API int mg_tok_decode(const mg_tok *t, const uint32_t *ids, size_t n, char *o
 
 MG_API const char *mg_tok_name(const mg_tok *t) { return t ? t->def->name : NULL; }
 MG_API uint32_t mg_tok_vocab_size(const mg_tok *t) {
+    if (!t) return 0;
     uint32_t v = t->nranks;
     for (uint32_t j = 0; j < t->def->nspecial; j++)
         if (t->def->special[j].id + 1 > v) v = t->def->special[j].id + 1;
@@ -1174,7 +1173,6 @@ static mg_tok *load_ranks(const enc_def *d) {
         tok_free(t);
         return NULL;
     }
-    t->vocab = mg_tok_vocab_size(t);
     return t;
 }
 
