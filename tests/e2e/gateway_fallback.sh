@@ -89,6 +89,9 @@ check "stream: content-type" "$(header content-type)" "text/event-stream"
 check "stream: ends with [DONE]" "$(grep -c '^data: \[DONE\]' "$OUT")" 1
 check "stream: text" "$(grep '^data: {' "$OUT" | sed 's/^data: //' | python3 -c "import sys,json; print(''.join((json.loads(l)['choices'][0]['delta'].get('content') or '') for l in sys.stdin if json.loads(l)['choices']))")" "mock answer: hello there"
 check "stream: usage chunk removed when not asked for" "$(grep -c '"prompt_tokens"' "$OUT")" 0
+chat '{"model":"default","stream":true,"messages":[{"role":"user","content":"hello there"}]}' -H "x-mock-fault: chunk_delay=1500,target=p1"
+check "stream: role chunk then a stall is no first token -> secondary" "$STATUS $(header x-moongate-provider) $(grep -c '^data: \[DONE\]' "$OUT")" "200 secondary 1"
+check "stream: one role chunk only (the primary's never reached the client)" "$(grep -c '"role":"assistant"' "$OUT")" 1
 chat '{"model":"default","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
 check "stream: usage chunk kept when asked for" "$(grep -c '"prompt_tokens"' "$OUT")" 1
 chat '{"model":"solo","stream":true,"messages":[{"role":"user","content":"one two three four five six"}]}' -H "x-mock-fault: cut_after=2"

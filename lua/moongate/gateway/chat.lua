@@ -115,11 +115,33 @@ local function check_event(data)
   return chunk
 end
 
--- The first event of a stream, within the attempt's budget: the attempt counts as answered only
--- once it is here (time to first token), so a stall before it moves on to the next tier.
+-- Does a chunk carry the answer (a token, a tool call, a finish, usage), or only preliminaries
+-- (the role, an empty content) that some servers send before they have generated anything?
+local function has_token(chunk)
+  local ch = chunk.choices
+  if type(ch) ~= "table" then return true end
+  local c = ch[1]
+  if type(c) ~= "table" then return true end    -- usage chunk or something unusual: count it
+  if c.finish_reason ~= nil and c.finish_reason ~= json.null then return true end
+  local d = c.delta
+  if type(d) ~= "table" then return true end
+  local content = d.content
+  if type(content) == "string" and content ~= "" then return true end
+  if d.tool_calls ~= nil or d.function_call ~= nil or d.refusal ~= nil and d.refusal ~= json.null then return true end
+  if type(d.reasoning_content) == "string" and d.reasoning_content ~= "" then return true end
+  return false
+end
+
+-- The stream's first token, within the attempt's budget: the attempt counts as answered only
+-- once it is here (time to first token), so a stall before it moves on to the next tier. Events
+-- before it (the role chunk) are kept in src.pre and relayed with it.
 local function first_event(src, budget)
+  local t_end = now() + budget
+  local pre
   while true do
-    local data, err = src.events:next(budget)
+    local left = t_end - now()
+    if left <= 0 then return nil, { reason = "timeout", kind = "retry", message = "upstream timeout" } end
+    local data, err = src.events:next(left)
     if not data then
       return nil, { reason = err or "closed", kind = "retry",
                     message = err and ("upstream " .. err) or "upstream stream ended before any event" }
@@ -129,7 +151,12 @@ local function first_event(src, budget)
     end
     local chunk, fail = check_event(data)
     if not chunk then return nil, fail end
-    return data, chunk
+    if has_token(chunk) or (pre and #pre >= 16) then
+      src.pre = pre
+      return data, chunk
+    end
+    pre = pre or {}
+    pre[#pre + 1] = data
   end
 end
 
@@ -428,6 +455,12 @@ function M.handle(gw, req, res, tenant)
   local failure
   -- events that are already buffered go out in one write
   local parts, np, size = {}, 0, 0
+  if result.pre then   -- the preliminaries that came before the first token
+    for i = 1, #result.pre do
+      np = np + 1
+      parts[np] = "data: " .. result.pre[i] .. "\n\n"
+    end
+  end
   while true do
     local relay = true
     if chunk then
