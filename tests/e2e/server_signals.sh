@@ -41,7 +41,7 @@ if grep -qi '^connection: close' "$WORK/slow.h"; then pass "drained response say
 code=0; wait "$SERVER_PID" || code=$?; SERVER_PID=
 t1=$(date +%s.%N)
 expect_eq "exit status after drain" 0 "$code"
-python3 -c "import sys; sys.exit(0 if $t1-$t0 < 1.5 else 1)" && pass "exits once drained" || fail "drain took $(python3 -c "print($t1-$t0)") s"
+python3 -c "import sys; sys.exit(0 if $t1-$t0 < 2.5 else 1)" && pass "exits once drained" || fail "drain took $(python3 -c "print($t1-$t0)") s"
 grep -q '"msg":"draining"' "$WORK/server.log" && pass "draining logged" || fail "no draining line"
 
 # --- grace runs out: the request still running is cut, exit 0 at the end of grace
@@ -57,7 +57,7 @@ code=0; wait "$SERVER_PID" || code=$?; SERVER_PID=
 t1=$(date +%s.%N)
 rc=0; wait "$CURL" || rc=$?
 expect_eq "exit status after grace" 0 "$code"
-python3 -c "import sys; sys.exit(0 if 0.9 <= $t1-$t0 < 2 else 1)" && pass "stopped at the 1 s grace" || fail "grace stop took $(python3 -c "print($t1-$t0)") s"
+python3 -c "import sys; sys.exit(0 if 0.9 <= $t1-$t0 < 3 else 1)" && pass "stopped at the 1 s grace" || fail "grace stop took $(python3 -c "print($t1-$t0)") s"
 expect_eq "cut request: curl sees an empty reply (52)" 52 "$rc"
 
 # --- a second SIGTERM does not wait for the grace period
@@ -73,7 +73,7 @@ code=0; wait "$SERVER_PID" || code=$?; SERVER_PID=
 t1=$(date +%s.%N)
 wait "$CURL" || true
 expect_eq "exit status after a second SIGTERM" 0 "$code"
-python3 -c "import sys; sys.exit(0 if $t1-$t0 < 1 else 1)" && pass "second SIGTERM stops at once" || fail "second SIGTERM took $(python3 -c "print($t1-$t0)") s"
+python3 -c "import sys; sys.exit(0 if $t1-$t0 < 1.5 else 1)" && pass "second SIGTERM stops at once" || fail "second SIGTERM took $(python3 -c "print($t1-$t0)") s"
 
 # --- SIGHUP: new config and app for new requests; a broken app keeps the old one
 make_app v1; make_conf hi 5
