@@ -4,6 +4,7 @@
  * indexes use MaxScore over document windows instead, with the same results. */
 #include "bm25.h"
 #include "analyzer.h"
+#include "topk.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -358,38 +359,6 @@ oom:
 
 int mg_bm25_committed(const mg_bm25 *ix) { return ix->committed; }
 
-typedef struct { float score; uint32_t doc; } hit;
-
-/* a ranks below b: lower score, or same score and higher docno */
-static inline int worse(hit a, hit b)
-{
-    return a.score < b.score || (a.score == b.score && a.doc > b.doc);
-}
-
-static void sift_down(hit *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(h[l], h[m])) m = l;
-        if (r < n && worse(h[r], h[m])) m = r;
-        if (m == i)
-            return;
-        hit t = h[i]; h[i] = h[m]; h[m] = t;
-        i = m;
-    }
-}
-
-static void sift_up(hit *h, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!worse(h[i], h[p]))
-            return;
-        hit t = h[i]; h[i] = h[p]; h[p] = t;
-        i = p;
-    }
-}
-
 /* One query term: its weight (idf times its count in the query), postings and bound. */
 typedef struct {
     float w, max;          /* max = w * the term's largest impact */
@@ -404,20 +373,9 @@ static inline int allowed(const uint64_t *allow, size_t bits, uint32_t d)
     return !allow || (d < bits && ((allow[d >> 6] >> (d & 63)) & 1));
 }
 
-static inline void offer(hit *heap, size_t *hn, size_t k, hit h)
-{
-    if (*hn < k) {
-        heap[*hn] = h;
-        sift_up(heap, (*hn)++);
-    } else if (worse(heap[0], h)) {
-        heap[0] = h;
-        sift_down(heap, *hn, 0);
-    }
-}
-
 /* Term at a time into the dense accumulator: every posting of every term. */
 static void search_taat(mg_bm25 *ix, qterm *q, size_t nq, const uint64_t *allow, size_t bits,
-                        hit *heap, size_t *hn, size_t k)
+                        mg_hit *heap, size_t *hn, size_t k)
 {
     float *acc = ix->acc;
     uint32_t *touched = ix->touched;
@@ -438,7 +396,7 @@ static void search_taat(mg_bm25 *ix, qterm *q, size_t nq, const uint64_t *allow,
     }
     for (size_t i = 0; i < ntouched; i++) {
         uint32_t d = touched[i];
-        offer(heap, hn, k, (hit){acc[d], d});
+        mg_topk_offer(heap, hn, k, (mg_hit){acc[d], d});
         acc[d] = 0;
     }
 }
@@ -482,7 +440,7 @@ static int by_max(const void *a, const void *b)
 #define WINDOW 4096
 
 static void search_maxscore(qterm *q, size_t nq, uint32_t ndocs, const uint64_t *allow,
-                            size_t bits, hit *heap, size_t *hn, size_t k)
+                            size_t bits, mg_hit *heap, size_t *hn, size_t k)
 {
     qsort(q, nq, sizeof *q, by_max);
     float ub[64];          /* ub[i] = bound of terms 0..i, nudged up against rounding */
@@ -551,7 +509,7 @@ static void search_maxscore(qterm *q, size_t nq, uint32_t ndocs, const uint64_t 
                 if (vpos[t] < q[t].n && q[t].doc[vpos[t]] == d)
                     exact += q[t].w * q[t].imp[vpos[t]];
             }
-            offer(heap, hn, k, (hit){exact, d});
+            mg_topk_offer(heap, hn, k, (mg_hit){exact, d});
         }
     }
 }
@@ -579,8 +537,8 @@ static int search_terms(mg_bm25 *ix, const char *buf, const uint32_t *offs, size
     qid *ids = nt <= 64 ? stack_ids : malloc(nt * sizeof *ids);
     qterm *q = nt <= 64 ? stack_q : malloc(nt * sizeof *q);
     size_t kk = k < ix->ndocs ? k : ix->ndocs;
-    hit stack_heap[128];
-    hit *heap = kk <= 128 ? stack_heap : malloc(kk * sizeof *heap);
+    mg_hit stack_heap[128];
+    mg_hit *heap = kk <= 128 ? stack_heap : malloc(kk * sizeof *heap);
     if (!ids || !q || !heap) {
         if (ids != stack_ids) free(ids);
         if (q != stack_q) free(q);
@@ -619,12 +577,7 @@ static int search_terms(mg_bm25 *ix, const char *buf, const uint32_t *offs, size
         search_taat(ix, q, nq, allow, allow_bits, heap, &hn, kk);
     else
         search_maxscore(q, nq, ix->ndocs, allow, allow_bits, heap, &hn, kk);
-    for (size_t i = hn; i > 0; i--) {
-        docs[i - 1] = heap[0].doc;
-        scores[i - 1] = heap[0].score;
-        heap[0] = heap[i - 1];
-        sift_down(heap, i - 1, 0);
-    }
+    mg_topk_drain(heap, hn, docs, scores);
     *n = hn;
     if (ids != stack_ids) free(ids);
     if (q != stack_q) free(q);

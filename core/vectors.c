@@ -1,6 +1,7 @@
 /* vectors.c: dense vector store with exact top-k dot-product search. Rows are padded to
  * 64 bytes so every kernel runs whole SIMD blocks; the kernel is picked once at run time. */
 #include "vectors.h"
+#include "topk.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -381,39 +382,8 @@ static void score_block(const mg_vectors *vs, const prepared *p, size_t r, size_
     }
 }
 
-typedef struct { float score; uint32_t row; } hit;
-
-static inline int worse(hit a, hit b)
-{
-    return a.score < b.score || (a.score == b.score && a.row > b.row);
-}
-
-static void sift_down(hit *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(h[l], h[m])) m = l;
-        if (r < n && worse(h[r], h[m])) m = r;
-        if (m == i)
-            return;
-        hit t = h[i]; h[i] = h[m]; h[m] = t;
-        i = m;
-    }
-}
-
-static void sift_up(hit *h, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!worse(h[i], h[p]))
-            return;
-        hit t = h[i]; h[i] = h[p]; h[p] = t;
-        i = p;
-    }
-}
-
 typedef struct {
-    hit *heap;
+    mg_hit *heap;
     size_t n, k;
 } topk;
 
@@ -425,13 +395,7 @@ static void scan_range(const mg_vectors *vs, const prepared *p, size_t r, size_t
         size_t n = end - r < BLOCK ? end - r : BLOCK;
         score_block(vs, p, r, n, s);
         for (size_t i = 0; i < n; i++) {
-            if (t->n < t->k) {
-                t->heap[t->n] = (hit){s[i], (uint32_t)(r + i)};
-                sift_up(t->heap, t->n++);
-            } else if (s[i] > t->heap[0].score) {
-                t->heap[0] = (hit){s[i], (uint32_t)(r + i)};
-                sift_down(t->heap, t->n, 0);
-            }
+            mg_topk_offer(t->heap, &t->n, t->k, (mg_hit){s[i], (uint32_t)(r + i)});
         }
         r += n;
     }
@@ -488,12 +452,7 @@ int mg_vectors_search(const mg_vectors *vs, const float *q, uint32_t k,
             }
         }
     }
-    for (size_t i = t.n; i > 0; i--) {
-        rows[i - 1] = t.heap[0].row;
-        scores[i - 1] = t.heap[0].score;
-        t.heap[0] = t.heap[i - 1];
-        sift_down(t.heap, i - 1, 0);
-    }
+    mg_topk_drain(t.heap, t.n, rows, scores);
     *n = t.n;
     free(t.heap);
     free(p.f);
