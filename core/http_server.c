@@ -376,7 +376,7 @@ static void access_log(srv *s, res *r, int status, const char *err)
     char num[32];
     buf *b = &logbuf;
     b->len = 0;
-    double now = ev_now(mg_loop);
+    double now = ev_time();   /* not the loop's cached time: durations under a loop turn count */
     ADD_LIT(b, "{\"time\":");
     buf_add(b, num, fmt_fixed(num, now, 6));
     ADD_LIT(b, ",\"level\":\"info\",\"pid\":");

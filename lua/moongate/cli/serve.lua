@@ -87,7 +87,8 @@ return function(args)
     return 1
   end
   local host, port = listener:address()
-  log.info("listening", { address = host .. ":" .. port, worker = process.worker(),
+  local shown = host:find(":", 1, true) and "[" .. host .. "]" or host
+  log.info("listening", { address = shown .. ":" .. port, worker = process.worker(),
     config = cfg.path })
 
   local function drain()
