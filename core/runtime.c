@@ -66,7 +66,7 @@ static void set_paths(lua_State *L)
     lua_getglobal(L, "package");
     lua_pushfstring(L,
         "%s/lua/?.lua;%s/lua/?/init.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;"
-        "/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua",
+        "/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;" MG_LUAJIT_SHARE "/?.lua",
         home, home);
     lua_setfield(L, -2, "path");
     lua_pushliteral(L, "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;/usr/local/lib/lua/5.1/?.so");

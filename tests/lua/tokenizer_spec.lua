@@ -1,6 +1,7 @@
 -- moongate.tokenizer: tiktoken's ids through the FFI, special tokens, truncation, decoding
 -- errors, model -> encoding, and OpenAI's chat counting rule (the cookbook's own figures).
 local tokenizer = require "moongate.tokenizer"
+local jit_check = require "moongate.jit_check"
 
 local cookbook = {
   { role = "system", content = "You are a helpful, pattern-following assistant that translates corporate jargon into plain English." },
@@ -139,27 +140,13 @@ end)
 
 describe("tokenizer under the JIT", function()
   it("a counting loop compiles to a trace without NYI or stitch", function()
-    local found
-    for _, dir in ipairs({ "/usr/share/luajit-2.1.0-beta3", "/usr/share/luajit-2.1", "/usr/local/share/luajit-2.1" }) do
-      local f = io.open(dir .. "/jit/v.lua")
-      if f then f:close() found = dir break end
-    end
-    if not found then return pending("jit.v is not installed") end
-    package.path = found .. "/?.lua;" .. package.path
-    local v = require "jit.v"
     local texts = { "hello world", "Über 9000 naïve tokens", "x = f(y) + 1\n" }
-    local out = os.tmpname()
-    jit.flush()
-    v.on(out)
     local total = 0
-    for i = 1, 600 do
-      total = total + tokenizer.count(texts[i % 3 + 1], "cl100k_base")
-    end
-    v.off()
-    local f = assert(io.open(out))
-    local log = f:read("*a")
-    f:close()
-    os.remove(out)
+    local log = jit_check.trace_log(function()
+      for i = 1, 600 do
+        total = total + tokenizer.count(texts[i % 3 + 1], "cl100k_base")
+      end
+    end)
     assert.are.equal(200 * (2 + 8 + 9), total) -- the three texts count 2, 8 and 9
     assert.matches("tokenizer_spec.lua:%d+ loop%]", log)
     assert.is_nil(log:find("NYI", 1, true), log)
