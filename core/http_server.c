@@ -1469,6 +1469,34 @@ static double opt_num(lua_State *L, int t, const char *k, double def)
     return v;
 }
 
+/* Limits from the table at t; absent keys keep their current values. */
+static void read_limits(lua_State *L, int t, srv *s)
+{
+    s->header_bytes = (size_t)opt_num(L, t, "header_bytes", (double)s->header_bytes);
+    s->max_headers = (int)opt_num(L, t, "headers", s->max_headers);
+    s->body_bytes = (size_t)opt_num(L, t, "body_bytes", (double)s->body_bytes);
+    s->header_timeout = opt_num(L, t, "header_timeout", s->header_timeout);
+    s->body_timeout = opt_num(L, t, "body_timeout", s->body_timeout);
+    s->keepalive_timeout = opt_num(L, t, "keepalive_timeout", s->keepalive_timeout);
+    s->handler_timeout = opt_num(L, t, "handler_timeout", s->handler_timeout);
+    lua_getfield(L, t, "access_log");
+    if (!lua_isnil(L, -1)) s->access_log = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    uint32_t mh = s->header_bytes + 4096 > 80 * 1024 ? (uint32_t)s->header_bytes + 4096 : 80 * 1024;
+    http_parser_set_max_header_size(mh);
+}
+
+/* server:set_limits{header_bytes=, headers=, body_bytes=, header_timeout=, body_timeout=,
+ * keepalive_timeout=, handler_timeout=, access_log=}: for requests that start from now on
+ * (a SIGHUP reload).   [-0, +0, e] */
+static int l_srv_set_limits(lua_State *L)
+{
+    srv *s = check_srv(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    read_limits(L, 2, s);
+    return 0;
+}
+
 /* listen{host=, port=, reuseport=, backlog=, handler=fn(req, res), req_mt=, header_bytes=,
  * headers=, body_bytes=, header_timeout=, body_timeout=, keepalive_timeout=, handler_timeout=,
  * access_log=} -> server | nil, err   [-0, +1..2, e] */
@@ -1544,17 +1572,15 @@ static int l_listen(lua_State *L)
     s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, 1, "req_mt");
     if (lua_istable(L, -1)) s->req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX); else lua_pop(L, 1);
-    s->header_bytes = (size_t)opt_num(L, 1, "header_bytes", 65536);
-    s->max_headers = (int)opt_num(L, 1, "headers", 100);
-    s->body_bytes = (size_t)opt_num(L, 1, "body_bytes", 20 * 1048576.0);
-    s->header_timeout = opt_num(L, 1, "header_timeout", 10);
-    s->body_timeout = opt_num(L, 1, "body_timeout", 60);
-    s->keepalive_timeout = opt_num(L, 1, "keepalive_timeout", 75);
-    s->handler_timeout = opt_num(L, 1, "handler_timeout", 60);
-    lua_getfield(L, 1, "access_log");
-    s->access_log = lua_isnil(L, -1) || lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    http_parser_set_max_header_size(s->header_bytes + 4096 > 80 * 1024 ? (uint32_t)s->header_bytes + 4096 : 80 * 1024);
+    s->header_bytes = 65536;
+    s->max_headers = 100;
+    s->body_bytes = 20 * 1048576;
+    s->header_timeout = 10;
+    s->body_timeout = 60;
+    s->keepalive_timeout = 75;
+    s->handler_timeout = 60;
+    s->access_log = 1;
+    read_limits(L, 1, s);
 
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
@@ -1667,7 +1693,8 @@ MG_API int luaopen_moongate__http_server(lua_State *L)
     if (luaL_newmetatable(L, SERVER_MT)) {
         static const luaL_Reg m[] = {{"address", l_srv_address}, {"stop", l_srv_stop},
                                      {"close", l_srv_close}, {"wait", l_srv_wait},
-                                     {"stats", l_srv_stats}, {NULL, NULL}};
+                                     {"stats", l_srv_stats}, {"set_limits", l_srv_set_limits},
+                                     {NULL, NULL}};
         lua_pushvalue(L, -1);
         lua_setfield(L, -2, "__index");
         luaL_register(L, NULL, m);

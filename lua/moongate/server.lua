@@ -160,6 +160,16 @@ function M.parse_listen(s)
   return host, port
 end
 
+local function limits_of(cfg)
+  local l = cfg.limits
+  return {
+    access_log = cfg.access_log ~= false,
+    header_bytes = l.header_bytes, headers = l.headers, body_bytes = l.body_bytes,
+    header_timeout = l.header_timeout, body_timeout = l.body_timeout,
+    keepalive_timeout = l.keepalive_timeout, handler_timeout = l.handler_timeout,
+  }
+end
+
 --- server.start(cfg, opts) -> listener | nil, err. cfg is a normalized config; opts.listen
 --- overrides cfg.listen; opts.reuseport shares the port between workers.
 function M.start(cfg, opts)
@@ -170,19 +180,15 @@ function M.start(cfg, opts)
   M.set_app(app)
   local host, port = M.parse_listen(opts.listen or cfg.listen or "127.0.0.1:8080")
   if not host then return nil, port end
-  local l = cfg.limits
-  return core.listen {
-    host = host, port = port, reuseport = opts.reuseport, handler = dispatch,
-    req_mt = M.request_mt, access_log = cfg.access_log ~= false,
-    header_bytes = l.header_bytes, headers = l.headers, body_bytes = l.body_bytes,
-    header_timeout = l.header_timeout, body_timeout = l.body_timeout,
-    keepalive_timeout = l.keepalive_timeout, handler_timeout = l.handler_timeout,
-  }
+  local o = limits_of(cfg)
+  o.host, o.port, o.reuseport, o.handler, o.req_mt = host, port, opts.reuseport, dispatch, M.request_mt
+  return core.listen(o)
 end
 
---- server.reload(path) -> true | nil, err: load the config again and re-require the app; new
---- requests use it, in-flight requests finish on the old one. On failure the old one stays.
-function M.reload(path)
+--- server.reload(path, listener?) -> true | nil, err: load the config again and re-require the
+--- app; new requests use it (and the new limits, when listener is given), in-flight requests
+--- finish on the old one. On failure the old one stays.
+function M.reload(path, listener)
   local cfg, err
   if path then cfg, err = config.load(path) else cfg = config.default() end
   if not cfg then return nil, err end
@@ -190,6 +196,7 @@ function M.reload(path)
   if not app then return nil, err2 end
   config.set(cfg)
   M.set_app(app)
+  if listener then listener:set_limits(limits_of(cfg)) end
   return true
 end
 

@@ -81,8 +81,10 @@ start_server "$WORK/conf.lua"
 URL="http://127.0.0.1:$PORT"
 expect_eq "before reload" "v1 hi" "$(curl -s "$URL/")"
 make_app v2; make_conf hello 5
+sed -i 's/handler_timeout = 10/handler_timeout = 10, body_bytes = 10/' "$WORK/conf.lua"
 kill -HUP "$SERVER_PID"; sleep 0.3
 expect_eq "after SIGHUP" "v2 hello" "$(curl -s "$URL/")"
+expect_eq "new limits after SIGHUP" 413 "$(curl -s -o /dev/null -w '%{http_code}' -d 'more than ten bytes' "$URL/")"
 echo 'return { handle = function( }' >"$WORK/reload_app.lua"
 kill -HUP "$SERVER_PID"; sleep 0.3
 expect_eq "broken app: the old one keeps serving" "v2 hello" "$(curl -s "$URL/")"

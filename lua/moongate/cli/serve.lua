@@ -104,7 +104,7 @@ return function(args)
   process.on_signal("TERM", drain)
   process.on_signal("INT", drain)
   process.on_signal("HUP", function()
-    local rok, rerr = server.reload(o.config)
+    local rok, rerr = server.reload(o.config, listener)
     if rok then
       log.info("reloaded", { config = o.config })
     else
