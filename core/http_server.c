@@ -69,7 +69,7 @@ struct srv {
     ev_timer grace_w, wake_w, accept_retry_w;
     int handler_ref, req_mt_ref, self_ref;
     size_t header_bytes, body_bytes;
-    int max_headers;
+    int max_headers, max_conns, accept_full;
     double header_timeout, body_timeout, keepalive_timeout, handler_timeout;
     int access_log;
     int draining, closed;
@@ -426,6 +426,10 @@ static void conn_free(conn *c, int status_for_log, const char *why)
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
+    if (s->accept_full && s->nconns < s->max_conns && s->fd >= 0 && !s->draining) {
+        s->accept_full = 0;
+        ev_io_start(mg_loop, &s->accept_w);
+    }
     buf_free(&c->in);
     buf_free(&c->head);
     buf_free(&c->body);
@@ -1381,6 +1385,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     srv *s = (srv *)((char *)w - offsetof(srv, accept_w));
     for (int i = 0; i < 64; i++) {
+        if (s->nconns >= s->max_conns) {
+            /* at the limit: leave new connections in the kernel's backlog until one closes */
+            ev_io_stop(mg_loop, &s->accept_w);
+            s->accept_full = 1;
+            return;
+        }
         struct sockaddr_storage sa;
         socklen_t len = sizeof sa;
         int fd = accept4(s->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1479,6 +1489,7 @@ static void read_limits(lua_State *L, int t, srv *s)
     s->body_timeout = opt_num(L, t, "body_timeout", s->body_timeout);
     s->keepalive_timeout = opt_num(L, t, "keepalive_timeout", s->keepalive_timeout);
     s->handler_timeout = opt_num(L, t, "handler_timeout", s->handler_timeout);
+    s->max_conns = (int)opt_num(L, t, "connections", s->max_conns);
     lua_getfield(L, t, "access_log");
     if (!lua_isnil(L, -1)) s->access_log = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -1580,6 +1591,7 @@ static int l_listen(lua_State *L)
     s->keepalive_timeout = 75;
     s->handler_timeout = 60;
     s->access_log = 1;
+    s->max_conns = 10000;
     read_limits(L, 1, s);
 
     struct sockaddr_storage sa;

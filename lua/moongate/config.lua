@@ -10,6 +10,7 @@ local DEFAULT_LIMITS = {
   body_timeout = 60,           -- seconds between two reads of the body
   keepalive_timeout = 75,      -- idle seconds between requests
   handler_timeout = 60,        -- the handler's deadline
+  connections = 10000,         -- open connections per worker; more wait in the listen backlog
 }
 M.DEFAULT_LIMITS = DEFAULT_LIMITS
 
