@@ -50,6 +50,22 @@ describe("tokenizer", function()
     assert.are.equal("unknown model", err)
   end)
 
+  it("maps every model npm tiktoken knows as it does", function()
+    local home = require("moongate.base").home
+    local f = io.open(home .. "/tests/node_modules/tiktoken/model_to_encoding.json")
+    if not f then return pending("tests/node_modules/tiktoken is not installed") end
+    local map = require("moongate.json").decode(f:read("*a"))
+    f:close()
+    local checked = 0
+    for model, enc in pairs(map) do
+      if enc == "cl100k_base" or enc == "o200k_base" then
+        assert.are.equal(enc, tokenizer.encoding_for_model(model), model)
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked > 50)
+  end)
+
   it("treats special-token text as ordinary unless allowed", function()
     local text = "hello <|endoftext|>"
     assert.are.same({ 15339, 220, 100257 }, tokenizer.encode(text, "cl100k_base", { special = "all" }))
