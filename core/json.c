@@ -633,7 +633,7 @@ static int dec_string(jdec *d) {
      * input (each escape shrinks or keeps its length), so one reservation suffices. */
     jbuf *b = d->b;
     b->n = 0;
-    if (jbuf_reserve(b, (size_t)(end - start))) return dec_fail(d, start, "out of memory");
+    if (jbuf_reserve(b, (size_t)(end - start) + 1)) return dec_fail(d, start, "out of memory");
     char *o = b->p;
     memcpy(o, start, (size_t)(p - start));
     o += p - start;

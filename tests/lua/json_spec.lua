@@ -222,6 +222,8 @@ describe("moongate.json", function()
 
     it("reports the byte offset of invalid JSON", function()
       local cases = {
+        { '"', "invalid json at byte 2: unterminated string" },
+        { '{"a":"', "invalid json at byte 7: unterminated string" },
         { '{"a":1,}', "invalid json at byte 8: expected string key near '}'" },
         { '[1 2]', "invalid json at byte 4: expected ',' or ']' near '2'" },
         { '', "invalid json at byte 1: unexpected end of input" },
