@@ -16,10 +16,12 @@ end }
 LUA
 cat > "$GW_TMP/conf.lua" <<LUA
 return {
-  providers = { p1 = { kind = "mock", base_url = "$MOCK_p1_URL" } },
+  providers = { p1 = { kind = "mock", base_url = "$MOCK_p1_URL" },
+                nousage = { kind = "mock", base_url = "$MOCK_p1_URL", stream_usage = false } },
   models = {
     default = { route = { { provider = "p1", model = "m1", timeout = 2 } } },
     safe = { route = { { provider = "p1", model = "m1", timeout = 2 } }, degrade = true },
+    counted = { route = { { provider = "nousage", model = "gpt-4o-mini" } } },
   },
   route_policy = "route.lua",
   auth = { keys = { ["sk-team-a"] = "team-a", ["sk-gold"] = "gold", ["sk-boom"] = "boom" } },
@@ -52,4 +54,10 @@ USAGE=$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/admin/usage")
 check "usage per provider and model" "$(echo "$USAGE" | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']['p1']; print(u['m1']['requests'], u['gold-model']['requests'], u['m1']['prompt_tokens'] > 0)")" "1 1 True"
 check "GET /v1/models/default" "$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/v1/models/default" | python3 -c "import sys,json; d=json.load(sys.stdin); print(d['id'], d['object'])")" "default model"
 check "GET /v1/models/nope: 404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer sk-team-a' "$GW/v1/models/nope")" 404
+# a stream whose upstream reports no usage: counted with the tokenizer
+chat '{"model":"counted","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"count these words"}]}' -H 'authorization: Bearer sk-team-a'
+check "upstream was not asked for usage" "$(curl -s "http://$MOCK_p1/mock/last" | python3 -c "import sys,json; print('stream_options' in json.loads(json.load(sys.stdin)['body']))")" False
+check "the client still gets a usage chunk, counted" "$(grep '"estimated":true' "$OUT" | sed 's/^data: //' | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']; print(u['prompt_tokens'], u['completion_tokens'], u['total_tokens'])")" "10 6 16"
+check "then [DONE]" "$(tail -2 "$OUT" | head -1)" "data: [DONE]"
+check "and it is accounted" "$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/admin/usage" | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']['nousage']['gpt-4o-mini']; print(u['requests'], u['completion_tokens'])")" "1 6"
 finish

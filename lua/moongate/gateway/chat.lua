@@ -115,6 +115,40 @@ local function check_event(data)
   return chunk
 end
 
+-- usage_of_stream(list of event data, doc, client model, upstream model) -> usage: for a stream
+-- whose upstream sent no usage, counted with the tokenizer (the prompt as count_chat does, the
+-- completion as the text and tool-call arguments that were streamed).
+local function usage_of_stream(events, doc, name, upstream_model)
+  local parts = {}
+  for i = 1, #events do
+    local c = json.decode(events[i])
+    local ch = type(c) == "table" and c.choices
+    local d = type(ch) == "table" and type(ch[1]) == "table" and ch[1].delta
+    if type(d) == "table" then
+      if type(d.content) == "string" then parts[#parts + 1] = d.content end
+      if type(d.tool_calls) == "table" then
+        for _, tc in ipairs(d.tool_calls) do
+          local fn = type(tc) == "table" and tc["function"]
+          if type(fn) == "table" then
+            if type(fn.name) == "string" then parts[#parts + 1] = fn.name end
+            if type(fn.arguments) == "string" then parts[#parts + 1] = fn.arguments end
+          end
+        end
+      end
+    end
+  end
+  local text = table.concat(parts)
+  local ct
+  local ok, tok = pcall(require, "moongate.tokenizer")
+  if ok and tok then
+    local enc = tok.encoding_for_model(upstream_model or name) or tok.encoding_for_model(name) or "o200k_base"
+    ct = tok.count(text, enc)
+  end
+  ct = ct or math.ceil(#text / 4)
+  local pt = count_tokens(doc, upstream_model or name)
+  return { prompt_tokens = pt, completion_tokens = ct, total_tokens = pt + ct, estimated = true }
+end
+
 -- Does a chunk carry the answer (a token, a tool call, a finish, usage), or only preliminaries
 -- (the role, an empty content) that some servers send before they have generated anything?
 local function has_token(chunk)
@@ -461,11 +495,15 @@ function M.handle(gw, req, res, tenant)
       parts[np] = "data: " .. result.pre[i] .. "\n\n"
     end
   end
+  local seen, nseen, got_usage = {}, 0, false   -- the events, for counting usage if upstream sends none
   while true do
     local relay = true
+    nseen = nseen + 1
+    seen[nseen] = data
     if chunk then
       local u = chunk.usage
       if type(u) == "table" then
+        got_usage = true
         usage.record(tier.provider, tier.model or name, u)
         if not client_usage then
           local ch = chunk.choices
@@ -508,6 +546,16 @@ function M.handle(gw, req, res, tenant)
   end
   if np > 0 then res:write(concat(parts, "", 1, np)) end
   events:close()
+  if done and not got_usage then
+    -- the upstream reported no usage: count it, and give it to a client that asked for it
+    local u = usage_of_stream(seen, doc, name, tier.model)
+    usage.record(tier.provider, tier.model or name, u)
+    if client_usage then
+      local c1 = json.decode(seen[1]) or {}
+      res:write("data: " .. assert(json.encode({ id = c1.id, object = "chat.completion.chunk",
+        created = c1.created, model = c1.model, choices = json.array(), usage = u })) .. "\n\n")
+    end
+  end
   if done then
     res:write("data: [DONE]\n\n")
   else

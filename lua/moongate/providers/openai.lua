@@ -127,10 +127,22 @@ end
 function Provider:chat(req, tier, budget)
   local set = req.set   -- top-level fields moongate changes, prepared once per request
   set.model = tier.model or req.model
-  local so = set.stream_options
-  if so and not self.stream_usage then set.stream_options = nil end   -- upstream rejects it
-  local payload = body.rewrite(req.raw, req.doc, set)
-  set.stream_options = so
+  local payload
+  if self.stream_usage then
+    payload = body.rewrite(req.raw, req.doc, set)
+  elseif req.doc.stream_options ~= nil then
+    -- an upstream that refuses stream_options gets none, not even the client's own
+    local d = {}
+    for k, v in pairs(req.doc) do d[k] = v end
+    for k, v in pairs(set) do d[k] = v end
+    d.stream_options = nil
+    payload = assert(json.encode(d))
+  else
+    local so = set.stream_options
+    set.stream_options = nil
+    payload = body.rewrite(req.raw, req.doc, set)
+    set.stream_options = so
+  end
   local res, fail = self:post(self.chat_url, payload, req, budget, req.stream)
   if not res then return nil, fail end
   if res.status ~= 200 then return nil, failure_for(res) end
