@@ -16,6 +16,12 @@ chat '{"model":"anything","messages":[{"role":"system","content":"Our support li
 check "the conversation's own context comes first" "$(json_field "'5 days' in d['choices'][0]['message']['content'], d['citations'][0]['source']")" "True messages[0]"
 chat '{"model":"x","stream":true,"messages":[{"role":"user","content":"What is the routing policy?"}]}'
 check "streams too" "$STATUS $(header content-type) $(grep -c '^data: \[DONE\]' "$OUT")" "200 text/event-stream 1"
+post /v1/embeddings '{"model":"text-embedding-3-small","input":["offline embeddings","no network"]}'
+check "no config: embeddings offline" "$STATUS $(json_field "len(d['data']), d['data'][1]['index'], abs(sum(x*x for x in d['data'][0]['embedding']) - 1) < 1e-4")" "200 2 1 True"
+post /v1/embeddings '{"model":"e","input":"x","encoding_format":"base64"}'
+check "embeddings as base64 (the SDK's default)" "$STATUS $(json_field "type(d['data'][0]['embedding']).__name__")" "200 str"
+post /v1/embeddings '{"model":"e","input":[[1,2,3]]}'
+check "token arrays: 400" "$STATUS $(json_field "d['error']['type']")" "400 invalid_request_error"
 stop_gateway
 
 start_gateway "$MOONGATE_HOME/examples/quickstart/moongate.lua"

@@ -53,10 +53,39 @@ describe("providers.extractive", function()
     assert.is_true(usage.usage.total_tokens > 0)
   end)
 
-  it("has no embeddings and says so as a client error", function()
-    local r, f = p:embeddings()
+  it("embeds offline: unit vectors, float or base64, similar texts closer", function()
+    local function embed(input, format)
+      local r, f = p:embeddings({ doc = { model = "x", input = input, encoding_format = format } })
+      assert.is_nil(f)
+      return json.decode(r.body)
+    end
+    local out = embed({ "the cat sat on the mat", "a cat was sitting on a rug", "quarterly tax filing deadline" })
+    assert.are.equal("list", out.object)
+    assert.are.equal(3, #out.data)
+    assert.are.equal(2, out.data[3].index)
+    local v = {}
+    for i = 1, 3 do v[i] = out.data[i].embedding end
+    local dim = #v[1]
+    assert.is_true(dim >= 64)
+    local function dot(a, b) local s = 0 for i = 1, dim do s = s + a[i] * b[i] end return s end
+    assert.is_true(math.abs(dot(v[1], v[1]) - 1) < 1e-4)
+    assert.is_true(dot(v[1], v[2]) > dot(v[1], v[3]))
+    assert.are.equal(out.usage.prompt_tokens, out.usage.total_tokens)
+    assert.is_true(out.usage.prompt_tokens > 0)
+    -- base64 is the same float32 vector, little-endian
+    local b = embed("the cat sat on the mat", "base64").data[1].embedding
+    assert.are.equal("string", type(b))
+    assert.are.equal(math.ceil(dim * 4 / 3) * 4, #b)
+    assert.are.equal("AAAA", extractive.base64("\0\0\0"))
+    assert.are.equal("YWI=", extractive.base64("ab"))
+  end)
+
+  it("refuses what it cannot embed, as a client error", function()
+    local r, f = p:embeddings({ doc = { model = "x", input = { { 1, 2, 3 } } } })
     assert.is_nil(r)
-    assert.are.equal("client", f.kind)
-    assert.are.equal(400, f.status)
+    assert.are.same({ 400, "client", "input must be text: the extractive provider cannot read token arrays" },
+      { f.status, f.kind, f.message })
+    r, f = p:embeddings({ doc = { model = "x", input = "a", encoding_format = "int8" } })
+    assert.are.equal('encoding_format must be "float" or "base64"', f.message)
   end)
 end)

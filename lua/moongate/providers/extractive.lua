@@ -14,7 +14,7 @@ function M.new(name, cfg)
   cfg = cfg or {}
   return setmetatable({
     name = name, kind = "extractive", index = cfg.index, k = cfg.k or 5,
-    max_sentences = cfg.max_sentences or 3, tenant = cfg.tenant,
+    max_sentences = cfg.max_sentences or 3, tenant = cfg.tenant, embedder_kind = cfg.embedder,
   }, Provider)
 end
 
@@ -170,9 +170,75 @@ function Provider:chat(req, tier, budget)
   return { events = setmetatable({ list = list, i = 0 }, Events) }
 end
 
-function Provider:embeddings()
-  return nil, { status = 400, reason = "unsupported", kind = "client",
-                message = "the extractive provider has no embeddings" }
+-- Embeddings, offline: the local embedder (GloVe word vectors, smooth inverse frequency
+-- weighting; hashed n-grams when the vectors are missing), unit length, float or base64.
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  local out, n = {}, 0
+  local byte, sub = string.byte, string.sub
+  for i = 1, #s, 3 do
+    local a, b, c = byte(s, i, i + 2)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
+    local c1, c2 = math.floor(v / 262144) % 64, math.floor(v / 4096) % 64
+    local c3, c4 = math.floor(v / 64) % 64, v % 64
+    n = n + 1
+    out[n] = sub(B64, c1 + 1, c1 + 1) .. sub(B64, c2 + 1, c2 + 1) ..
+      (b and sub(B64, c3 + 1, c3 + 1) or "=") .. (c and sub(B64, c4 + 1, c4 + 1) or "=")
+  end
+  return table.concat(out)
+end
+M.base64 = base64
+
+local function client_error(msg)
+  return nil, { status = 400, reason = "invalid", kind = "client", message = msg }
+end
+
+function Provider:embedder()
+  if self._embedder == nil then
+    local emb = require "moongate.retrieval.embedder"
+    local e = emb.new({ kind = self.embedder_kind or "glove" })
+    -- the vectors are loaded on first use: try once, fall back to hashed n-grams
+    if e and not pcall(e.embed, "probe") then e = nil end
+    self._embedder = e or emb.new({ kind = "hash" })
+  end
+  return self._embedder
+end
+
+function Provider:embeddings(req)
+  local doc = req.doc
+  local input = doc.input
+  local texts = type(input) == "string" and { input } or input
+  if type(texts) ~= "table" or #texts == 0 then
+    return client_error("input must be a string or a non-empty array of strings")
+  end
+  for i = 1, #texts do
+    if type(texts[i]) ~= "string" then
+      return client_error("input must be text: the extractive provider cannot read token arrays")
+    end
+  end
+  local format = doc.encoding_format or "float"
+  if format ~= "float" and format ~= "base64" then
+    return client_error("encoding_format must be \"float\" or \"base64\"")
+  end
+  local e = self:embedder()
+  local ffi = require "ffi"
+  local data, tokens = json.array(), 0
+  for i = 1, #texts do
+    local v = e.embed(texts[i])
+    local emb
+    if format == "base64" then
+      emb = base64(ffi.string(v, e.dim * 4))
+    else
+      emb = json.array()
+      for j = 0, e.dim - 1 do emb[j + 1] = tonumber(v[j]) end
+    end
+    data[i] = { object = "embedding", index = i - 1, embedding = emb }
+    tokens = tokens + count(texts[i])
+  end
+  local model = "extractive-" .. e.name .. "-" .. e.dim
+  local out = { object = "list", data = data, model = model,
+                usage = { prompt_tokens = tokens, total_tokens = tokens } }
+  return { body = assert(json.encode(out)), doc = out, usage = out.usage, model = model }
 end
 
 return M
