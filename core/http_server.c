@@ -891,6 +891,7 @@ static void dispatch(conn *c)
     r->method = http_method_str(c->parser.method);
     c->r = r;
     push_req(L, c, r, &tg);     /* fn res req */
+    buf_free(&c->body);         /* req.body holds its own copy: do not keep two of a 20 MB body */
     lua_insert(L, -2);          /* fn req res */
     mg_task *t = mg_task_spawn(L, 2);
     lua_pop(L, 1);
