@@ -105,6 +105,14 @@ function M.new(config)
     end
     gw.providers[name] = require("moongate.providers." .. kind).new(name, p, cfg)
   end
+  -- upstream connections: keep enough idle ones for a burst to come back to (curl's default
+  -- cache shrinks with the transfers in flight, so connections would be closed and reopened)
+  local up = cfg.upstream or {}
+  local ok_http, http = pcall(require, "moongate.http")
+  if ok_http and http.configure then
+    http.configure{ max_idle = up.max_idle or 256, max_host_connections = up.max_host_connections or 0,
+                    max_connections = up.max_connections or 0 }
+  end
   -- the final tier of a model with `degrade = true`
   local ex = cfg.providers.extractive
   gw.degrade_provider = (ex and (ex.kind or "extractive") == "extractive") and gw.providers.extractive
