@@ -277,14 +277,20 @@ static void test_invalid_utf8(void) {
 
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts); /* CPU time: other processes do not count */
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* the faster of two runs */
 static double time_count(const mg_tok *t, const char *s, size_t n, size_t *c) {
-    double a = now();
-    CHECK(mg_tok_count(t, s, n, c) == MG_OK);
-    return now() - a;
+    double best = 1e9;
+    for (int i = 0; i < 2; i++) {
+        double a = now();
+        CHECK(mg_tok_count(t, s, n, c) == MG_OK);
+        double d = now() - a;
+        if (d < best) best = d;
+    }
+    return best;
 }
 
 static void test_adversarial(void) {
