@@ -1142,6 +1142,8 @@ static mg_tok *load_ranks(const enc_def *d) {
             if (blen[r] > 255) why = "token longer than 255 bytes";
         }
         t->off[N] = (uint32_t)p;
+        uint8_t *shrunk = realloc(t->bytes, p ? p : 1); /* base64 took a third more */
+        if (shrunk) t->bytes = shrunk;
         size_t slots = 1;
         while (slots < (size_t)N * 2) slots <<= 1;
         t->slots = alloc_table(slots * sizeof *t->slots);
