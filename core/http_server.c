@@ -70,7 +70,7 @@ struct srv {
     int handler_ref, req_mt_ref, self_ref;
     size_t header_bytes, body_bytes;
     int max_headers, max_conns, accept_full;
-    double header_timeout, body_timeout, keepalive_timeout, handler_timeout;
+    double header_timeout, body_timeout, keepalive_timeout, handler_timeout, stream_idle_timeout;
     int access_log;
     int draining, closed;
     conn *conns;
@@ -1163,6 +1163,11 @@ static int l_res_start(lua_State *L)
     int rc = conn_writev(r->c, &iov, 1);
     if (scratch.cap > 65536) buf_free(&scratch);
     if (rc) { conn_free(r->c, 499, "write failed"); return closed(L); }
+    /* The handler's deadline bounds the time to the first byte. A started response is
+     * bounded by the time between writes instead, so a long stream is never cut for being
+     * long, and a stalled one is. */
+    if (r->task) mg_task_set_deadline(r->task, 0);
+    timer_set(r->c, r->c->s->stream_idle_timeout);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -1200,6 +1205,7 @@ static int l_res_write(lua_State *L)
     }
     if (rc) { conn_free(c, 499, "write failed"); return closed(L); }
     r->bytes += n;
+    timer_set(c, c->s->stream_idle_timeout);
     if (conn_pending(c) > WRITE_HIGH && mg_task_current(L)) {
         r->drain.w.cancel = drain_cancel;
         r->drain.w.sleep = 0;
@@ -1490,6 +1496,7 @@ static void read_limits(lua_State *L, int t, srv *s)
     s->body_timeout = opt_num(L, t, "body_timeout", s->body_timeout);
     s->keepalive_timeout = opt_num(L, t, "keepalive_timeout", s->keepalive_timeout);
     s->handler_timeout = opt_num(L, t, "handler_timeout", s->handler_timeout);
+    s->stream_idle_timeout = opt_num(L, t, "stream_idle_timeout", s->stream_idle_timeout);
     s->max_conns = (int)opt_num(L, t, "connections", s->max_conns);
     lua_getfield(L, t, "access_log");
     if (!lua_isnil(L, -1)) s->access_log = lua_toboolean(L, -1);
@@ -1499,7 +1506,7 @@ static void read_limits(lua_State *L, int t, srv *s)
 }
 
 /* server:set_limits{header_bytes=, headers=, body_bytes=, header_timeout=, body_timeout=,
- * keepalive_timeout=, handler_timeout=, access_log=}: for requests that start from now on
+ * keepalive_timeout=, handler_timeout=, stream_idle_timeout=, access_log=}: for requests that start from now on
  * (a SIGHUP reload).   [-0, +0, e] */
 static int l_srv_set_limits(lua_State *L)
 {
@@ -1511,7 +1518,7 @@ static int l_srv_set_limits(lua_State *L)
 
 /* listen{host=, port=, reuseport=, backlog=, handler=fn(req, res), req_mt=, header_bytes=,
  * headers=, body_bytes=, header_timeout=, body_timeout=, keepalive_timeout=, handler_timeout=,
- * access_log=} -> server | nil, err   [-0, +1..2, e] */
+ * stream_idle_timeout=, access_log=} -> server | nil, err   [-0, +1..2, e] */
 static int l_listen(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -1591,6 +1598,7 @@ static int l_listen(lua_State *L)
     s->body_timeout = 60;
     s->keepalive_timeout = 75;
     s->handler_timeout = 60;
+    s->stream_idle_timeout = 60;
     s->access_log = 1;
     s->max_conns = 10000;
     read_limits(L, 1, s);

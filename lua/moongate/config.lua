@@ -9,7 +9,8 @@ local DEFAULT_LIMITS = {
   header_timeout = 10,         -- seconds for the whole head, however slowly it trickles
   body_timeout = 60,           -- seconds between two reads of the body
   keepalive_timeout = 75,      -- idle seconds between requests
-  handler_timeout = 60,        -- the handler's deadline
+  handler_timeout = 60,        -- the handler's deadline, until its response starts
+  stream_idle_timeout = 60,    -- a started (streamed) response: longest pause between writes
   connections = 10000,         -- open connections per worker; more wait in the listen backlog
 }
 M.DEFAULT_LIMITS = DEFAULT_LIMITS

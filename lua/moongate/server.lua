@@ -167,7 +167,7 @@ local function limits_of(cfg)
     header_bytes = l.header_bytes, headers = l.headers, body_bytes = l.body_bytes,
     header_timeout = l.header_timeout, body_timeout = l.body_timeout,
     keepalive_timeout = l.keepalive_timeout, handler_timeout = l.handler_timeout,
-    connections = l.connections,
+    stream_idle_timeout = l.stream_idle_timeout, connections = l.connections,
   }
 end
 

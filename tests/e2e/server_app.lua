@@ -66,6 +66,23 @@ routes["/stream"] = function(req, res)
   res:finish()
 end
 
+-- writes for longer than handler_timeout (1 s), never pausing as long as stream_idle_timeout
+routes["/stream-long"] = function(req, res)
+  res:start(200, { ["content-type"] = "text/event-stream" })
+  for i = 1, 8 do
+    assert(res:write("data: " .. i .. "\n\n"))
+    mg.sleep(0.25)
+  end
+  res:finish()
+end
+
+-- starts, then stalls past stream_idle_timeout (1 s)
+routes["/stream-stall"] = function(req, res)
+  res:start(200, { ["content-type"] = "text/event-stream" })
+  res:write("data: 1\n\n")
+  mg.sleep(3600)
+end
+
 routes["/stream-forever"] = function(req, res)
   streams.started = streams.started + 1
   res:start(200, { ["content-type"] = "text/event-stream" })

@@ -94,6 +94,16 @@ sleep 0.1
 expect_eq "still serving after failures" "hello" "$(curl -s "$URL/hello")"
 
 # framing: the server's own for whole responses; connection: close from a handler is honoured;
+# the handler deadline bounds the time to the first byte, not a stream's length; a started
+# stream that stalls is cut after stream_idle_timeout
+out=$(curl -s "$URL/stream-long"; echo " rc=$?")
+expect_eq "a 2 s stream outlives the 1 s handler deadline" "data: 1data: 2data: 3data: 4data: 5data: 6data: 7data: 8 rc=0" "$(tr -d '\n' <<<"$out")"
+t0=$(date +%s.%N)
+out=$(curl -s "$URL/stream-stall"; echo " rc=$?")
+t1=$(date +%s.%N)
+expect_eq "a stalled stream is cut (truncated body)" "data: 1 rc=18" "$(tr -d '\n' <<<"$out")"
+python3 -c "import sys; d=$t1-$t0; sys.exit(0 if 0.9 <= d < 2.5 else 1)" && pass "cut after the 1 s stream idle timeout" || fail "stall cut after $(python3 -c "print($t1-$t0)") s"
+
 # an HTTP/1.0 stream is delimited by the close
 out=$(curl -s -D - "$URL/framing" | tr -d '\r')
 expect_eq "handler's content-length / transfer-encoding dropped" "content-length: 3|abc" \

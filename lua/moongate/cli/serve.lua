@@ -13,7 +13,7 @@ Runs the HTTP server. CONFIG.lua returns a table:
   app = "moongate.app",           -- module name, table with handle(), or function(req, res)
   limits = { header_bytes = 65536, headers = 100, body_bytes = 20 * 2^20,
              header_timeout = 10, body_timeout = 60, keepalive_timeout = 75,
-             handler_timeout = 60, connections = 10000 },
+             handler_timeout = 60, stream_idle_timeout = 60, connections = 10000 },
   grace = 30,                     -- seconds SIGTERM waits for in-flight requests
   access_log = true,              -- one JSON line per request on stderr
 Relative paths in the config resolve against its folder (config.resolve).
