@@ -26,9 +26,23 @@ local function cwd()
   return p ~= nil and ffi.string(p) or "."
 end
 
+-- Lexically clean an absolute path: "a/./b" -> "a/b", "a/x/../b" -> "a/b" (no symlinks
+-- are followed), so paths shown to users (citations, logs) read as they should.
+local function clean(path)
+  local out = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then
+      if #out > 0 then out[#out] = nil end
+    elseif part ~= "." then
+      out[#out + 1] = part
+    end
+  end
+  return "/" .. table.concat(out, "/")
+end
+
 local function absolute(path, base)
-  if path:sub(1, 1) == "/" then return path end
-  return (base or cwd()) .. "/" .. path
+  if path:sub(1, 1) ~= "/" then path = (base or cwd()) .. "/" .. path end
+  return clean(path)
 end
 
 local function normalize(cfg)
