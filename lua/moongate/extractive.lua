@@ -76,14 +76,47 @@ function M.answer(req)
   end
   if #sents == 0 then ix:close(); return none end
   ix:commit()
+
+  -- Stemming leaves some families apart ("failing" -> fail, "failures" -> failur): a context
+  -- term that the question term is a prefix of (or the other way round, 4 letters at least)
+  -- counts as that question term.
+  local variant_of, variants = {}, {}
+  for _, q in ipairs(qterms) do variant_of[q] = q; variants[#variants + 1] = q end
+  for _, s in ipairs(sents) do
+    s.terms = terms(s.text)
+    for _, t in ipairs(s.terms) do
+      if variant_of[t] == nil then
+        variant_of[t] = false
+        for _, q in ipairs(qterms) do
+          local a, b = q, t
+          if #a > #b then a, b = b, a end
+          if #a >= 4 and b:sub(1, #a) == a then
+            variant_of[t] = q
+            variants[#variants + 1] = t
+            break
+          end
+        end
+      end
+    end
+  end
+
+  -- a question term's weight: its rarity across the sentences, variants included
   local N = #sents
+  local df = {}
+  for _, s in ipairs(sents) do
+    local seen = {}
+    for _, t in ipairs(s.terms) do
+      local q = variant_of[t]
+      if q and not seen[q] then seen[q] = true; df[q] = (df[q] or 0) + 1 end
+    end
+  end
   local weight, wsum = {}, 0
   for _, t in ipairs(qterms) do
-    local df = ix:df(t)
-    weight[t] = math.log(1 + (N - df + 0.5) / (df + 0.5))
+    local d = df[t] or 0
+    weight[t] = math.log(1 + (N - d + 0.5) / (d + 0.5))
     wsum = wsum + weight[t]
   end
-  local ranked = ix:search(table.concat(qterms, " "), math.min(N, 50))
+  local ranked = ix:search_terms(variants, math.min(N, 50))
   ix:close()
 
   local picked = {}
@@ -92,8 +125,9 @@ function M.answer(req)
     local s = sents[h.doc + 1]
     local have, cover = {}, 0
     if s.heading then goto continue end
-    for _, t in ipairs(terms(s.text)) do
-      if qset[t] and not have[t] then have[t] = true; cover = cover + weight[t] end
+    for _, t in ipairs(s.terms) do
+      local q = variant_of[t]
+      if q and not have[q] then have[q] = true; cover = cover + weight[q] end
     end
     cover = wsum > 0 and cover / wsum or 0
     if cover >= min_coverage then

@@ -308,6 +308,14 @@ describe("extractive", function()
     assert.are.equal("To build the index, run the index command. [1]", r.text)
   end)
 
+  it("matches word families the stemmer keeps apart (failing / failures)", function()
+    local r = extractive.answer { question = "What happens when a provider keeps failing?", contexts = {
+      { id = "r", source = "reload.md", text = "A broken edit keeps the previous version serving." },
+      { id = "c", source = "breaker.md", text = "After five failures in a row the provider's circuit opens." },
+    } }
+    assert.are.equal("After five failures in a row the provider's circuit opens. [1]", r.text)
+  end)
+
   it("says plainly when the context does not cover the question", function()
     assert.are.same({ text = "I don't know: the provided context does not cover this.", citations = {} },
       extractive.answer { question = "What is the capital of Peru?", contexts = contexts })
