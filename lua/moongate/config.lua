@@ -104,6 +104,10 @@ function M.set(cfg) current = cfg end
 function M.get() return current end
 
 --- config.resolve(p) -> p made absolute against the config file's folder.
+--- config.absolute(path[, base]) -> path made absolute against base (default: the working
+--- folder), with . and .. cleaned out
+M.absolute = absolute
+
 function M.resolve(p)
   if type(p) ~= "string" then error("config.resolve: expected a path string", 2) end
   return absolute(p, current and current.dir)

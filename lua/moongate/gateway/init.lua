@@ -12,14 +12,15 @@ end
 
 -- resolve(path, config) -> absolute path: against the config's folder, then moongate's home.
 function M.resolve(path, config)
-  if path:sub(1, 1) == "/" then return path end
+  local absolute = require("moongate.config").absolute
+  if path:sub(1, 1) == "/" then return absolute(path) end
   local dir = config_dir(config)
   if dir then
-    local p = dir .. "/" .. path
+    local p = absolute(path, dir)
     local f = io.open(p, "rb")
     if f then f:close(); return p end
   end
-  return require("moongate.base").home .. "/" .. path
+  return absolute(path, require("moongate.base").home)
 end
 
 -- The config used when none names a provider: the extractive answerer for every model name,
