@@ -9,6 +9,8 @@ local M = {}
 
 M.NO_ANSWER = "I don't know: the provided context does not cover this."
 
+local RANK_DECAY = 0.25   -- context n's sentences score 1 / (1 + 0.25 (n - 1)) of their BM25
+
 -- Words that shape a question but say nothing of its subject (beyond the analyzer's
 -- English stop words), as the analyzer outputs them.
 local QUESTION_WORDS = {}
@@ -33,7 +35,7 @@ local function question_terms(text)
 end
 
 --- answer{question =, contexts = {{id =, title =, text =, source =}, ...}, max_sentences = 3,
---   min_coverage = 0.3}
+--   min_coverage = 0.3}   (contexts best first, as retrieval returns them)
 -- -> {text = "... [1] ... [2]", citations = {{n = 1, id =, source =, title =}, ...}}
 -- A sentence is relevant when it holds question terms carrying at least min_coverage of the
 -- question's weight (terms weighted by their rarity across the context sentences).
@@ -118,6 +120,15 @@ function M.answer(req)
   end
   local ranked = ix:search_terms(variants, math.min(N, 50))
   ix:close()
+  -- Contexts come best first (retrieval order): a sentence's score decays with its context's
+  -- rank, so a passing mention in a weaker passage does not beat the passage on the subject.
+  for _, h in ipairs(ranked) do
+    h.score = h.score / (1 + RANK_DECAY * (sents[h.doc + 1].ctx - 1))
+  end
+  table.sort(ranked, function(a, b)
+    if a.score ~= b.score then return a.score > b.score end
+    return a.doc < b.doc
+  end)
 
   local picked = {}
   local best

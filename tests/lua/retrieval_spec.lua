@@ -316,6 +316,15 @@ describe("extractive", function()
     assert.are.equal("After five failures in a row the provider's circuit opens. [1]", r.text)
   end)
 
+  it("prefers the sentence from the better-ranked context over a slightly shorter one", function()
+    -- BM25 alone would pick the second (shorter) sentence; contexts come best first
+    local r = extractive.answer { question = "What does the breaker do?", max_sentences = 1, contexts = {
+      { id = "a", source = "breaker.md", text = "The breaker opens after repeated failures." },
+      { id = "b", source = "shared.md", text = "The store keeps the breaker state." },
+    } }
+    assert.are.equal("The breaker opens after repeated failures. [1]", r.text)
+  end)
+
   it("says plainly when the context does not cover the question", function()
     assert.are.same({ text = "I don't know: the provided context does not cover this.", citations = {} },
       extractive.answer { question = "What is the capital of Peru?", contexts = contexts })
