@@ -6,6 +6,7 @@ local moongate = require "moongate"
 local router = require "moongate.router"
 local errors = require "moongate.gateway.errors"
 local usage = require "moongate.gateway.usage"
+local request = require "moongate.gateway.request"
 
 local M = {}
 
@@ -380,23 +381,14 @@ end
 -- handle(gw, req, res) -> response table, or nil after streaming the answer through res
 function M.handle(gw, req, res, tenant)
   local t0 = req.start or now()
-  local doc, jerr = json.decode(req.body)
-  if type(doc) ~= "table" or json.is_array(doc) then
-    return errors.response(400, "the request body must be a JSON object" ..
-      (jerr and (": " .. jerr) or ""), "invalid_json")
-  end
-  local name = doc.model
-  if type(name) ~= "string" or name == "" then
-    return errors.response(400, "you must provide a model parameter", "invalid_request")
-  end
+  local doc, name = request.decode(req)
+  if not doc then return name end
   local msgs = doc.messages
   if type(msgs) ~= "table" or #msgs == 0 then
     return errors.response(400, "messages must be a non-empty array", "invalid_request")
   end
-  local mcfg = gw.models[name] or gw.models["*"]
-  if not mcfg then
-    return errors.response(404, format("the model '%s' does not exist", name), "model_not_found")
-  end
+  local mcfg, missing = request.model(gw, name)
+  if not mcfg then return missing end
   local stream = doc.stream == true
 
   local policy, pversion = policy_for(gw)

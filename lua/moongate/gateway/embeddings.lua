@@ -1,11 +1,11 @@
 -- moongate.gateway.embeddings: POST /v1/embeddings through the same routing, retries and breakers
 -- as chat completions; the upstream's answer is relayed byte for byte.
-local json = require "moongate.json"
 local moongate = require "moongate"
 local router = require "moongate.router"
 local errors = require "moongate.gateway.errors"
 local usage = require "moongate.gateway.usage"
 local chat = require "moongate.gateway.chat"
+local request = require "moongate.gateway.request"
 
 local M = {}
 
@@ -14,23 +14,14 @@ local format = string.format
 
 function M.handle(gw, req, res, tenant)
   local t0 = req.start or now()
-  local doc, jerr = json.decode(req.body)
-  if type(doc) ~= "table" or json.is_array(doc) then
-    return errors.response(400, "the request body must be a JSON object" ..
-      (jerr and (": " .. jerr) or ""), "invalid_json")
-  end
-  local name = doc.model
-  if type(name) ~= "string" or name == "" then
-    return errors.response(400, "you must provide a model parameter", "invalid_request")
-  end
+  local doc, name = request.decode(req)
+  if not doc then return name end
   local input = doc.input
   if input == nil or input == "" or (type(input) == "table" and #input == 0) then
     return errors.response(400, "input must be a non-empty string or array", "invalid_request")
   end
-  local mcfg = gw.models[name] or gw.models["*"]
-  if not mcfg then
-    return errors.response(404, format("the model '%s' does not exist", name), "model_not_found")
-  end
+  local mcfg, missing = request.model(gw, name)
+  if not mcfg then return missing end
   local plan = router.default_plan(mcfg)
   local creq = { raw = req.body, doc = doc, model = name, stream = false,
                  forward_headers = chat.forward_headers(req.headers, req.id), idle = gw.idle_timeout, set = {} }
