@@ -16,7 +16,7 @@ local M = {}
 
 local FAULT_KEYS = {
   status = "number", retry_after = "number", latency = "number", reset = "flag",
-  stall = "flag", stall_first_byte = "number", cut_after = "number", malformed = "flag",
+  stall = "flag", stall_first_byte = "number", cut_after = "number", malformed = "flag|number",
   chunk_delay = "number", target = "string", none = "flag", answer_bytes = "number",
 }
 
@@ -40,7 +40,19 @@ function M.parse_fault(spec)
     local k, v = kv[1], kv[2]
     local kind = FAULT_KEYS[k]
     if not kind then return nil, "unknown fault '" .. k .. "'" end
-    if kind == "flag" then
+    if kind == "flag|number" then
+      -- bare (true) or a count: malformed=3 spoils the stream's 4th event
+      local n = tonumber(v)
+      if v == true or v == "true" then
+        f[k] = true
+      elseif n and n >= 1 and n == floor(n) then
+        f[k] = n
+      elseif v == false or v == "false" or n == 0 then
+        f[k] = nil
+      else
+        return nil, "fault '" .. k .. "' takes no value or a count >= 1"
+      end
+    elseif kind == "flag" then
       if v ~= true and v ~= "true" and v ~= 1 and v ~= "1" then
         if v == false or v == "false" or v == 0 or v == "0" then v = nil
         else return nil, "fault '" .. k .. "' takes no value" end
@@ -529,7 +541,9 @@ local function send_events(mock, res, f, events)
     i = i + 1
     if f.cut_after and i > f.cut_after then cut(res) end
     if i > 1 then sleep_ms(f.chunk_delay) end
-    if f.malformed and i == 2 then ev = "data: {\"id\": \"malformed\", \"choices\": [\n\n" end
+    if f.malformed and i == (f.malformed == true and 2 or f.malformed + 1) then
+      ev = "data: {\"id\": \"malformed\", \"choices\": [\n\n"
+    end
     local ok = res:write(ev)
     if not ok then return false end
     mock.stats.stream_events = mock.stats.stream_events + 1

@@ -127,6 +127,7 @@ const STREAM_FAULTS = [
   { name: "connection reset", fault: { reset: true }, reused: true },
   { name: "stall before the first byte", fault: { stall_first_byte: 2500 } },
   { name: "cut before the first event", fault: { cut_after: 0 } },
+  { name: "malformed data before any content", fault: { malformed: true } },
 ];
 
 for (const f of STREAM_FAULTS) {
@@ -175,21 +176,6 @@ for (const f of [
   { name: "stall", fault: "stall", alone: 504 },
 ]) {
   for (const stream of [false, true]) {
-    if (stream && f.fault === "malformed") {
-      // the bad data is the second event: message_start already went out as the first chunk
-      test("anthropic stream, malformed data after the first bytes: an error event, no [DONE]", async () => {
-        await resetCounts();
-        const r = await chat(gw, { model: "claude", stream, messages: question("garbled") },
-          { "x-mock-fault": "malformed,target=primary" });
-        assert.equal(r.status, 200);
-        assert.equal(r.headers.get("x-moongate-provider"), "claude");
-        const ev = sseEvents(r.text);
-        assert.notEqual(ev.at(-1), "[DONE]");
-        assert.equal(typeof ev.at(-1).error?.message, "string", `last event: ${JSON.stringify(ev.at(-1))}`);
-        assert.deepEqual(await counts(), [1, 0]);
-      });
-      continue;
-    }
     test(`anthropic${stream ? " stream" : ""}, ${f.name}: the secondary answers`, async () => {
       await resetCounts();
       const q = `claude fallback on ${f.name}`;
@@ -211,6 +197,20 @@ for (const f of [
     assertCounts(await counts(), [1, 0], f.reused);
   });
 }
+
+test("anthropic stream, malformed data after the first text: an error event, no [DONE]", async () => {
+  // message_start, content_block_start, ping, the delta "mock ", then the spoilt event
+  await resetCounts();
+  const r = await chat(gw, { model: "claude", stream: true, messages: question("garbled") },
+    { "x-mock-fault": "malformed=4,target=primary" });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-moongate-provider"), "claude");
+  const ev = sseEvents(r.text.replace(/data: \{"id": "malformed".*\n\n/, ""));
+  assert.notEqual(ev.at(-1), "[DONE]");
+  assert.equal(typeof ev.at(-1).error?.message, "string", `last event: ${JSON.stringify(ev.at(-1))}`);
+  assert.equal(streamText(ev), "mock ");
+  assert.deepEqual(await counts(), [1, 0]);
+});
 
 test("embeddings fall back too", async () => {
   await resetCounts();
@@ -251,12 +251,16 @@ test("stream cut after its first bytes: an error event, no [DONE], no second cal
 
 test("malformed stream data after the first bytes: an error event, no [DONE]", async () => {
   await resetCounts();
+  // the 4th event is spoilt: "mock " and "answer: " have gone to the client by then
   const r = await chat(gw, { model: "default", stream: true, messages: question("garble"),
-    mock: { malformed: true, target: "primary" } });
+    mock: { malformed: 3, target: "primary" } });
   assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-moongate-provider"), "primary");
   const ev = sseEvents(r.text.replace(/data: \{"id": "malformed".*\n\n/, ""));
   assert.notEqual(ev.at(-1), "[DONE]");
   assert.ok(ev.at(-1).error, `last event: ${JSON.stringify(ev.at(-1))}`);
+  assert.equal(streamText(ev), "mock answer: ");
+  assert.deepEqual(await counts(), [1, 0]);
 });
 
 // A stream read by hand with node:http, so the test decides when (and whether) to read.

@@ -199,6 +199,14 @@ describe("mock", function()
     out = call(app, req("POST", "/v1/chat/completions", CHAT, { ["x-mock-fault"] = "malformed" }))
     assert.are.equal(200, out.status)
     assert.is_nil(json.decode(out.body))
+    -- streams: the 2nd event is spoilt, or with malformed=N the one after N good events
+    b = { model = "m", stream = true, messages = CHAT.messages, mock = { malformed = 3 } }
+    out, res = call(app, req("POST", "/v1/chat/completions", b))
+    assert.truthy(json.decode(res.chunks[3]:match("^data: (.*)\n\n$")))
+    assert.is_nil(json.decode(res.chunks[4]:match("^data: (.*)\n\n$")))
+    assert.truthy(json.decode(res.chunks[5]:match("^data: (.*)\n\n$")))
+    assert.are.same({ nil, "fault 'malformed' takes no value or a count >= 1" },
+      { mock.parse_fault("malformed=-2") })
   end)
 
   it("delays the answer by latency", function()
