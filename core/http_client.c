@@ -65,6 +65,28 @@ typedef struct sockw {
 static CURLM *multi;
 static CURLSH *share;   /* TLS sessions shared by all transfers: reconnects resume them */
 static pid_t multi_pid;
+
+/* Easy handles of finished transfers, reset and kept for the next request: init and cleanup
+ * allocate and free several KB per upstream call otherwise. Reset keeps no request option;
+ * connections stay in the multi's cache either way. */
+#define EASY_POOL_MAX 64
+static CURL *easy_pool[EASY_POOL_MAX];
+static int easy_pooled;
+
+static CURL *easy_get(void)
+{
+    return easy_pooled ? easy_pool[--easy_pooled] : curl_easy_init();
+}
+
+static void easy_put(CURL *e)
+{
+    if (easy_pooled < EASY_POOL_MAX) {
+        curl_easy_reset(e);
+        easy_pool[easy_pooled++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
 static ev_timer multi_timer;
 static xfer *pending_head;
 static mg_http_stats st;
@@ -142,7 +164,7 @@ static void easy_release(xfer *x)
         x->paused = 0;
         st.paused--;
     }
-    curl_easy_cleanup(x->easy);
+    easy_put(x->easy);
     x->easy = NULL;
     st.handles--;
     curl_slist_free_all(x->req_headers);
@@ -574,6 +596,7 @@ static int multi_ready(void)
 {
     if (multi && multi_pid == getpid()) return 0;
     if (multi) ev_timer_stop(mg_loop, &multi_timer);   /* the parent's, inherited through fork */
+    easy_pooled = 0;   /* pooled handles, if any, are the parent's too */
     multi = curl_multi_init();   /* a parent's multi, if any, is left to the parent */
     if (!multi) return -1;
     multi_pid = getpid();
@@ -694,7 +717,7 @@ static int l_request(lua_State *L)
     if (multi_ready()) return luaL_error(L, "cannot create the curl multi handle");
     xfer *x = calloc(1, sizeof *x);
     if (!x) return luaL_error(L, "out of memory");
-    x->easy = curl_easy_init();
+    x->easy = easy_get();
     if (!x->easy) {
         free(x);
         return luaL_error(L, "out of memory");
