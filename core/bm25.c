@@ -4,6 +4,7 @@
  * indexes use MaxScore over document windows instead, with the same results. */
 #include "bm25.h"
 #include "analyzer.h"
+#include "checked_file.h"
 #include "topk.h"
 
 #include <math.h>
@@ -648,10 +649,11 @@ uint32_t mg_bm25_doc_len(const mg_bm25 *ix, uint32_t docno)
 
 /* ---- file format --------------------------------------------------------------------
  * header, then doc_len[ndocs] u32, term_len[nterms] u32, term bytes, df[nterms] u32,
- * post_doc[nposts] u32, post_tf[nposts] u32, then a 64-bit FNV-1a of everything before. */
+ * post_doc[nposts] u32, post_tf[nposts] u32, then the XXH3-64 of everything before
+ * (core/checked_file.h). */
 
 #define BM25_MAGIC "MGBM25\0\0"
-#define BM25_VERSION 1u
+#define BM25_VERSION 2u
 
 typedef struct {
     char magic[8];
@@ -662,39 +664,15 @@ typedef struct {
     uint64_t nterms, nposts, arena_len, total_len;
 } bm25_header;
 
-typedef struct { FILE *f; uint64_t h; int bad; } writer;
-
-static void w_bytes(writer *w, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        w->h ^= s[i];
-        w->h *= 1099511628211ull;
-    }
-    if (n && fwrite(p, 1, n, w->f) != n)
-        w->bad = 1;
-}
-
 int mg_bm25_save(const mg_bm25 *ix, const char *path, const char **err)
 {
     if (!ix->committed) {
         if (err) *err = "not committed";
         return MG_ERROR;
     }
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) {
-        if (err) *err = "out of memory";
+    mg_checked_file w;
+    if (mg_checked_open(&w, path, err) != MG_OK)
         return MG_ERROR;
-    }
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    writer w = {fopen(tmp, "wb"), 1469598103934665603ull, 0};
-    if (!w.f) {
-        free(tmp);
-        if (err) *err = "cannot open";
-        return MG_ERROR;
-    }
     bm25_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, BM25_MAGIC, 8);
@@ -710,27 +688,15 @@ int mg_bm25_save(const mg_bm25 *ix, const char *path, const char **err)
     h.total_len = ix->total_len;
     for (uint32_t t = 0; t < ix->nterms; t++)
         h.arena_len += ix->term_len[t];
-    w_bytes(&w, &h, sizeof h);
-    w_bytes(&w, ix->doc_len, (size_t)ix->ndocs * 4);
-    w_bytes(&w, ix->term_len, (size_t)ix->nterms * 4);
+    mg_checked_write(&w, &h, sizeof h);
+    mg_checked_write(&w, ix->doc_len, (size_t)ix->ndocs * 4);
+    mg_checked_write(&w, ix->term_len, (size_t)ix->nterms * 4);
     for (uint32_t t = 0; t < ix->nterms; t++)
-        w_bytes(&w, ix->arena + ix->term_off[t], ix->term_len[t]);
-    w_bytes(&w, ix->df, (size_t)ix->nterms * 4);
-    w_bytes(&w, ix->post_doc, ix->nposts * 4);
-    w_bytes(&w, ix->post_tf, ix->nposts * 4);
-    uint64_t sum = w.h;
-    if (fwrite(&sum, 8, 1, w.f) != 1)
-        w.bad = 1;
-    if (fclose(w.f) != 0)
-        w.bad = 1;
-    if (w.bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        free(tmp);
-        if (err) *err = "write failed";
-        return MG_ERROR;
-    }
-    free(tmp);
-    return MG_OK;
+        mg_checked_write(&w, ix->arena + ix->term_off[t], ix->term_len[t]);
+    mg_checked_write(&w, ix->df, (size_t)ix->nterms * 4);
+    mg_checked_write(&w, ix->post_doc, ix->nposts * 4);
+    mg_checked_write(&w, ix->post_tf, ix->nposts * 4);
+    return mg_checked_commit(&w, err);
 }
 
 static unsigned char *read_all(const char *path, size_t *len)
@@ -782,15 +748,9 @@ mg_bm25 *mg_bm25_load(const char *path, const char **err)
         if (err) *err = "not a bm25 index";
         goto fail;
     }
-    uint64_t sum = 1469598103934665603ull, stored;
-    for (size_t i = 0; i < len - 8; i++) {
-        sum ^= data[i];
-        sum *= 1099511628211ull;
-    }
-    memcpy(&stored, data + len - 8, 8);
     h.stem[sizeof h.stem - 1] = 0;
     /* sizes are checked one by one so that no sum below can overflow */
-    if (sum != stored || h.nterms >= UINT32_MAX || h.nposts > len || h.arena_len > len ||
+    if (!mg_checked_verify(data, len) || h.nterms >= UINT32_MAX || h.nposts > len || h.arena_len > len ||
         (uint64_t)h.ndocs * 4 > len || h.nterms * 4 > len ||
         sizeof h + 8 + (uint64_t)h.ndocs * 4 + h.nterms * 8 + h.arena_len + h.nposts * 8 != len) {
         if (err) *err = "corrupt index";

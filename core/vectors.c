@@ -1,6 +1,7 @@
 /* vectors.c: dense vector store with exact top-k dot-product search. Rows are padded to
  * 64 bytes so every kernel runs whole SIMD blocks; the kernel is picked once at run time. */
 #include "vectors.h"
+#include "checked_file.h"
 #include "topk.h"
 
 #include <immintrin.h>
@@ -493,11 +494,12 @@ size_t mg_vectors_row_bytes(const mg_vectors *vs) { return vs->row_bytes; }
 const void *mg_vectors_data(const mg_vectors *vs) { return vs->data; }
 
 /* ---- file format: a 64-byte header, rows (count * row_bytes, so 64-byte aligned in the
- * file as in memory), scales (i8), then a 64-bit hash of everything before. Loading maps the
+ * file as in memory), scales (i8), then the XXH3-64 of everything before
+ * (core/checked_file.h). Loading maps the
  * file: workers that load the same index share its pages, and nothing is copied. */
 
 #define VEC_MAGIC "MGVECS\0\0"
-#define VEC_VERSION 2u
+#define VEC_VERSION 3u
 
 typedef struct {
     char magic[8];
@@ -508,42 +510,11 @@ typedef struct {
 
 _Static_assert(sizeof(vec_header) == 64, "rows start 64-byte aligned in the file");
 
-/* Four independent lanes, so that checking a GB-sized file runs near memory speed. */
-static uint64_t hash_words(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    uint64_t l[4] = {h, h ^ 0x9E3779B97F4A7C15ull, h ^ 0xC2B2AE3D27D4EB4Full, h ^ 0x165667B19E3779F9ull};
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        for (int j = 0; j < 4; j++) {
-            uint64_t w;
-            memcpy(&w, s + i + 8 * j, 8);
-            l[j] = (l[j] ^ w) * 0x9E3779B97F4A7C15ull;
-            l[j] ^= l[j] >> 32;
-        }
-    }
-    h = l[0] ^ (l[1] * 3) ^ (l[2] * 5) ^ (l[3] * 7);
-    for (; i < n; i++)
-        h = (h ^ s[i]) * 0x100000001B3ull;
-    return h ^ (h >> 29);
-}
-
 int mg_vectors_save(const mg_vectors *vs, const char *path, const char **err)
 {
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) {
-        if (err) *err = "out of memory";
+    mg_checked_file w;
+    if (mg_checked_open(&w, path, err) != MG_OK)
         return MG_ERROR;
-    }
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(tmp);
-        if (err) *err = "cannot open";
-        return MG_ERROR;
-    }
     vec_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, VEC_MAGIC, 8);
@@ -554,21 +525,10 @@ int mg_vectors_save(const mg_vectors *vs, const char *path, const char **err)
     h.count = vs->count;
     h.row_bytes = vs->row_bytes;
     size_t nd = vs->count * vs->row_bytes, ns = vs->quant == MG_VEC_I8 ? vs->count * 4 : 0;
-    uint64_t sum = hash_words(1469598103934665603ull, &h, sizeof h);
-    sum = hash_words(sum, vs->data, nd);
-    sum = hash_words(sum, vs->scale, ns);
-    int bad = fwrite(&h, sizeof h, 1, f) != 1 || (nd && fwrite(vs->data, 1, nd, f) != nd) ||
-              (ns && fwrite(vs->scale, 1, ns, f) != ns) || fwrite(&sum, 8, 1, f) != 1;
-    if (fclose(f) != 0)
-        bad = 1;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        free(tmp);
-        if (err) *err = "write failed";
-        return MG_ERROR;
-    }
-    free(tmp);
-    return MG_OK;
+    mg_checked_write(&w, &h, sizeof h);
+    mg_checked_write(&w, vs->data, nd);
+    mg_checked_write(&w, vs->scale, ns);
+    return mg_checked_commit(&w, err);
 }
 
 mg_vectors *mg_vectors_load(const char *path, const char **err)
@@ -606,12 +566,7 @@ mg_vectors *mg_vectors_load(const char *path, const char **err)
         if (err) *err = "out of memory";
         goto fail;
     }
-    const unsigned char *m = map;
-    uint64_t sum = hash_words(1469598103934665603ull, m, sizeof h), stored;
-    sum = hash_words(sum, m + sizeof h, nd);
-    sum = hash_words(sum, m + sizeof h + nd, ns);
-    memcpy(&stored, m + sizeof h + nd + ns, 8);
-    if (sum != stored) {
+    if (!mg_checked_verify(map, len)) {
         if (err) *err = "corrupt vector file";
         goto fail;
     }
