@@ -63,6 +63,19 @@ expect_eq "$out" "indexed 4 documents from 3 files into $work/idx: 0 added, 1 ch
 out=$("$mg" search --index "$work/idx" --mode bm25 quotas midnight)
 expect_eq "$out" "no results" "deleted file"
 
+# a version whose files no longer load (damaged, or written by an older format) is built
+# again from the database by the next `moongate index`, even when no document changed
+v=$(ls -d "$work/idx"/v* | sort -V | tail -1)
+printf 'garbage' > "$v/bm25.bin"
+set +e
+err=$("$mg" search --index "$work/idx" rotate 2>&1); rc=$?
+set -e
+expect_eq "$rc $err" "1 moongate search: cannot load index version ${v##*/v}: not a bm25 index" "damaged index file"
+out=$("$mg" index --index "$work/idx" "$work/docs" | sed -n 2p)
+echo "$out" | grep -Eq "; version $(( ${v##*/v} + 1 ))\$" || fail "rebuilt as a new version: $out"
+out=$("$mg" search --index "$work/idx" --top 1 --format trec rotate | awk '{print $3}')
+expect_eq "$out" "$work/docs/keys.md" "searchable again"
+
 # errors: exit 2 for usage, 1 for failures, with a clear message
 set +e
 err=$("$mg" search --index "$work/idx" --mode fuzzy x 2>&1); rc=$?

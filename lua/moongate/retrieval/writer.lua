@@ -318,6 +318,15 @@ function Writer:commit()
       local old = json.decode(row.settings) or {}
       for k in pairs(M.defaults) do if old[k] ~= s[k] then same = false end end
       for _, k in ipairs(VERSION_KEYS) do if old[k] ~= s[k] then same = false end end
+      -- its files must still load (not written by an older format, not damaged): else the
+      -- version is built again from the database below
+      local vdir = self.dir .. "/v" .. current
+      local ix = same and bm25.load(vdir .. "/bm25.bin")
+      if ix then ix:close() else same = false end
+      if same and old.dim then
+        local vs = require("moongate.vectors").load(vdir .. "/vectors.bin")
+        if vs then vs:close() else same = false end
+      end
     end
     if same then
       local live = Q(db, "SELECT count(*) AS n, coalesce(sum(tokens), 0) AS t FROM chunks WHERE removed_version IS NULL")[1]
