@@ -222,12 +222,15 @@ function M.asker(gw)
   return gw.ask
 end
 
--- A non-streamed completion through the plan: result, info, seconds waited | nil, failure, waited
-local function complete(gw, creq, plan, deadline)
+-- A non-streamed call through the plan, each attempt provider:<call>(creq, tier, budget)
+-- ("chat" or "embeddings"), with the gateway's retries and breakers:
+-- result, info, seconds waited upstream | nil, failure, waited
+function M.run_plan(gw, creq, plan, deadline, call)
   local waited = 0
   local attempt = function(tier, budget)
     local a0 = now()
-    local r, fail = gw.providers[tier.provider]:chat(creq, tier, budget)
+    local p = gw.providers[tier.provider]
+    local r, fail = p[call](p, creq, tier, budget)
     waited = waited + (now() - a0)
     return r, fail
   end
@@ -308,7 +311,7 @@ function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
       doc.messages = messages
       local creq = { raw = assert(json.encode(doc)), doc = doc, model = name, stream = false,
                      forward_headers = fwd, idle = gw.idle_timeout, set = upstream_fields(doc, false, plan) }
-      local r, info, w = complete(gw, creq, plan, deadline)
+      local r, info, w = M.run_plan(gw, creq, plan, deadline, "chat")
       waited = waited + w
       attempts = attempts + (info.attempts or 0)
       if not r then failure = info; return nil, "failed" end

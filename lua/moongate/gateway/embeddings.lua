@@ -9,7 +9,7 @@ local request = require "moongate.gateway.request"
 
 local M = {}
 
-local now, sleep = moongate.now, moongate.sleep
+local now = moongate.now
 local format = string.format
 
 function M.handle(gw, req, res, tenant)
@@ -25,19 +25,8 @@ function M.handle(gw, req, res, tenant)
   local plan = router.default_plan(mcfg)
   local creq = { raw = req.body, doc = doc, model = name, stream = false,
                  forward_headers = chat.forward_headers(req.headers, req.id), idle = gw.idle_timeout, set = {} }
-  local waited = 0
-  local attempt = function(tier, budget)
-    local a0 = now()
-    local r, fail = gw.providers[tier.provider]:embeddings(creq, tier, budget)
-    waited = waited + (now() - a0)
-    return r, fail
-  end
-  local rcfg = gw.retry
-  local result, info = router.run(plan, attempt, {
-    breaker = gw.breaker, max_attempts = rcfg.max_attempts, backoff = rcfg.backoff,
-    backoff_max = rcfg.backoff_max, retry_after_max = rcfg.retry_after_max,
-    deadline = plan.deadline and (t0 + plan.deadline) or moongate.deadline(), now = now, sleep = sleep,
-  })
+  local result, info, waited = chat.run_plan(gw, creq, plan,
+    plan.deadline and (t0 + plan.deadline) or moongate.deadline(), "embeddings")
   if not result then
     local f = info
     if f.fail and f.fail.kind == "client" and f.fail.body then
