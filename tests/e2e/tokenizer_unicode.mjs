@@ -8,20 +8,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const home = process.env.MOONGATE_HOME || path.resolve(here, "../..");
-const moongate = process.env.MOONGATE || path.join(home, "build/moongate");
-const require = createRequire(path.join(home, "tests/"));
-let tiktoken;
-try {
-  tiktoken = require("tiktoken");
-} catch {
-  console.log("skip: tests/node_modules/tiktoken is not installed (scripts/setup installs it)");
-  process.exit(77);
-}
+import { home, moongate, tiktoken } from "./lib/tiktoken.mjs";
 
 const PER_FILE = 1024;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mg-ucd-"));
