@@ -167,9 +167,8 @@ test("tool calls: the model calls the tool, then answers with its result", async
   assert.equal(r2.choices[0].message.content, "mock answer: weather in Paris [tool: 18C and sunny]");
 });
 
-test("tool calls streamed: the arguments arrive in pieces", async () => {
-  const stream = await client.chat.completions.create({
-    model: "default", messages: [{ role: "user", content: "weather in Oslo" }], tools: TOOLS, stream: true });
+// One streamed tool call put back together from its deltas: id, name, arguments, finish reason.
+async function collectToolCall(stream) {
   let name = "", args = "", id = "", finish = null;
   for await (const c of stream) {
     const ch = c.choices[0];
@@ -181,6 +180,13 @@ test("tool calls streamed: the arguments arrive in pieces", async () => {
     }
     if (ch.finish_reason) finish = ch.finish_reason;
   }
+  return { name, args, id, finish };
+}
+
+test("tool calls streamed: the arguments arrive in pieces", async () => {
+  const stream = await client.chat.completions.create({
+    model: "default", messages: [{ role: "user", content: "weather in Oslo" }], tools: TOOLS, stream: true });
+  const { name, args, id, finish } = await collectToolCall(stream);
   assert.equal(name, "get_weather");
   assert.match(id, /^call_/);
   assert.deepEqual(JSON.parse(args), { city: "weather in Oslo", days: 1 });
@@ -255,17 +261,7 @@ test("anthropic provider: tool use becomes tool_calls, and tool results go back"
 test("anthropic provider: streamed tool use arrives as tool_call deltas", async () => {
   const stream = await client.chat.completions.create({
     model: "claude", messages: [{ role: "user", content: "weather in Lima" }], tools: TOOLS, stream: true });
-  let name = "", args = "", id = "", finish = null;
-  for await (const c of stream) {
-    const ch = c.choices[0];
-    if (!ch) continue;
-    for (const tc of ch.delta?.tool_calls || []) {
-      if (tc.id) id = tc.id;
-      if (tc.function?.name) name += tc.function.name;
-      if (tc.function?.arguments) args += tc.function.arguments;
-    }
-    if (ch.finish_reason) finish = ch.finish_reason;
-  }
+  const { name, args, id, finish } = await collectToolCall(stream);
   assert.equal(name, "get_weather");
   assert.match(id, /^toolu_mock_/);
   assert.deepEqual(JSON.parse(args), { city: "weather in Lima", days: 1 });
