@@ -20,6 +20,7 @@ struct mg_task {
     int self_ref;     /* anchors the handle while the task lives */
     int res_ref;      /* results table {n=, ...} once done */
     int ctx_ref;      /* the task's context table (request id, ...) shared with children */
+    int defer_ref;    /* functions to call when the task ends, however it ends (moongate.defer) */
     int nresume;      /* values pushed on co for the next resume */
     double deadline;
     mg_wait *wait;
@@ -125,6 +126,30 @@ static int push_results(lua_State *L, mg_task *t)
     return n;
 }
 
+/* The task's deferred functions, last registered first, each called as fn(ok, err) on a fresh
+ * thread (the task's own coroutine may be dead or mid-cancel); an error is logged, not raised. */
+static void run_deferred(mg_task *t)
+{
+    lua_State *L = mg_L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->defer_ref);     /* list */
+    luaL_unref(L, LUA_REGISTRYINDEX, t->defer_ref);
+    t->defer_ref = LUA_NOREF;
+    int n = (int)lua_objlen(L, -1);
+    lua_State *th = lua_newthread(L);                    /* list th */
+    for (int i = n; i >= 1; i--) {
+        lua_rawgeti(L, -2, i);
+        lua_xmove(L, th, 1);
+        lua_pushboolean(th, t->ok);
+        if (t->err) lua_pushstring(th, t->err); else lua_pushnil(th);
+        if (lua_pcall(th, 2, 0, 0) != 0) {
+            const char *msg = lua_tostring(th, -1);
+            mg_log_error_tb("deferred function raised", msg ? msg : "error", t->ctx_ref);
+            lua_settop(th, 0);
+        }
+    }
+    lua_pop(L, 2);
+}
+
 static void finish(mg_task *t, int ok, const char *err)
 {
     lua_State *L = mg_L;
@@ -155,6 +180,7 @@ static void finish(mg_task *t, int ok, const char *err)
     t->co_ref = LUA_NOREF;
     t->co = NULL;
     unlink_live(t);
+    if (t->defer_ref != LUA_NOREF) run_deferred(t);
 
     if (t->on_exit) t->on_exit(t, ok, t->err, t->on_exit_ud);
 
@@ -300,6 +326,7 @@ mg_task *mg_task_spawn(lua_State *L, int nargs)
     t->co_ref = co_ref;
     t->res_ref = LUA_NOREF;
     t->ctx_ref = LUA_NOREF;
+    t->defer_ref = LUA_NOREF;
     t->nresume = nargs;
     ev_init(&t->timer, timer_cb);
     lua_pushvalue(L, -1);
@@ -486,6 +513,26 @@ static int l_context(lua_State *L)
     return 1;
 }
 
+/* moongate.defer(fn): fn(ok, err) runs when the running task ends, however it ends (returned,
+ * raised, cancelled at its deadline or because the client left). It must not yield: to wait for
+ * something, spawn a task from it.   [-0, +0, e] */
+static int l_defer(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    mg_task *t = mg_task_current(L);
+    if (!t) return luaL_error(L, "not in a task");
+    if (t->defer_ref == LUA_NOREF) {
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        t->defer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->defer_ref);
+    }
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    return 0;
+}
+
 /* moongate.live_tasks() -> count, for leak checks in tests   [-0, +1, -] */
 static int l_live_tasks(lua_State *L) { lua_pushinteger(L, live_count); return 1; }
 
@@ -494,7 +541,7 @@ MG_API int luaopen_moongate__sched(lua_State *L)
     static const luaL_Reg funcs[] = {
         {"spawn", l_spawn}, {"sleep", l_sleep}, {"yield", l_yield}, {"now", l_now},
         {"deadline", l_deadline}, {"set_deadline", l_set_deadline}, {"current", l_current},
-        {"context", l_context}, {"live_tasks", l_live_tasks}, {NULL, NULL}};
+        {"context", l_context}, {"defer", l_defer}, {"live_tasks", l_live_tasks}, {NULL, NULL}};
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
     return 1;

@@ -19,6 +19,20 @@ describe("scheduler", function()
     assert.are.same({ nil, "done" }, { h:cancel() })
   end)
 
+  it("defer runs when a task returns, raises or is cancelled, last registered first", function()
+    local log = {}
+    local function rec(tag) return function(ok, err) log[#log + 1] = tag .. ":" .. tostring(ok) .. ":" .. tostring(err) end end
+    mg.spawn(function() mg.defer(rec("a1")); mg.defer(rec("a2")); return 1 end):wait()
+    mg.spawn(function() mg.defer(rec("b")); error("boom", 0) end):wait()
+    local h = mg.spawn(function() mg.defer(rec("c")); mg.sleep(10) end)
+    mg.sleep(0.01)
+    h:cancel()
+    -- a deferred function that raises is logged; the others still run
+    mg.spawn(function() mg.defer(rec("d")); mg.defer(function() error("bad defer") end) end):wait()
+    assert.are.same({ "a2:true:nil", "a1:true:nil", "b:false:boom", "c:false:cancelled", "d:true:nil" }, log)
+    assert.has_error(function() mg.defer(42) end)
+  end)
+
   it("a task that raises gives nil, err to its waiter", function()
     local h = mg.spawn(function() error("boom", 0) end)
     assert.are.same({ nil, "boom" }, { h:wait() })
