@@ -12,6 +12,7 @@ end
 
 local gateway = require "moongate.gateway"
 local errors = require "moongate.gateway.errors"
+local edge = require "moongate.edge"
 
 local M = {}
 
@@ -27,6 +28,9 @@ end
 function M.init(config)
   gw, gw_err = gateway.new(config or load_config())
   if not gw then error(gw_err, 0) end
+  local chain, err = edge.new(gw.config, gw)
+  if not chain then error(err, 0) end
+  gw.edge = chain
   return gw
 end
 
@@ -35,72 +39,77 @@ local function get_gw()
   return gw
 end
 
--- The tenant for a request: nil when auth is off; false when the key is missing or unknown.
-local function authenticate(g, req)
-  local auth = g.auth
-  if not auth or not auth.keys then return nil end
-  local h = req.headers.authorization
-  local key = h and h:match("^[Bb]earer%s+(%S+)%s*$") or req.headers["x-api-key"]
-  local tenant = key and auth.keys[key]
-  if not tenant then return false end
-  return tenant
-end
-
 local JSON = { ["content-type"] = "application/json" }
 
-local ROUTES = {
-  ["/v1/chat/completions"] = "chat", ["/chat/completions"] = "chat",
-  ["/v1/embeddings"] = "embeddings", ["/embeddings"] = "embeddings",
-  ["/v1/models"] = "models", ["/models"] = "models",
-  ["/admin/breakers"] = "breakers", ["/admin/usage"] = "usage",
-}
+-- ---- routes ---------------------------------------------------------------------------------
+-- A route: { name =, method = "GET"|"POST", admin = bool, handler = function(ctx, res) }.
+-- GET routes answer HEAD too. Admin routes need the admin key when auth is configured, and are
+-- off (404) with `admin = false` in the config. Every route but /health runs the edge chain.
+
+local EXACT, PATTERNS = {}, {}
+
+--- app.route(paths, route): serve route at each exact path in paths.
+function M.route(paths, r)
+  for _, p in ipairs(type(paths) == "table" and paths or { paths }) do EXACT[p] = r end
+  return r
+end
+
+--- app.route_pattern(pattern, route): serve route at the paths matching a Lua pattern; its
+--- first capture is ctx.capture.
+function M.route_pattern(pattern, r)
+  PATTERNS[#PATTERNS + 1] = { pattern, r }
+  return r
+end
+
+local function lookup(path)
+  local r = EXACT[path]
+  if r then return r end
+  for i = 1, #PATTERNS do
+    local cap = path:match(PATTERNS[i][1])
+    if cap then return PATTERNS[i][2], cap end
+  end
+end
+
+local function gateway_route(name)
+  return function(ctx, res) return require("moongate.gateway." .. name).handle(ctx.gw, ctx.req, res, ctx.tenant) end
+end
+local function models_view(name)
+  return function(ctx) return require("moongate.gateway.models")[name](ctx.gw) end
+end
+
+M.route({ "/v1/chat/completions", "/chat/completions" }, { name = "chat", method = "POST", handler = gateway_route("chat") })
+M.route({ "/v1/embeddings", "/embeddings" }, { name = "embeddings", method = "POST", handler = gateway_route("embeddings") })
+M.route({ "/v1/models", "/models" }, { name = "models", method = "GET", handler = models_view("list") })
+M.route_pattern("^/v1/models/(.+)$", { name = "model", method = "GET",
+  handler = function(ctx) return require("moongate.gateway.models").one(ctx.gw, ctx.capture) end })
+M.route("/admin/breakers", { name = "breakers", method = "GET", admin = true, handler = models_view("breakers") })
+M.route("/admin/usage", { name = "usage", method = "GET", admin = true, handler = models_view("usage") })
+M.route_pattern("^/admin/breakers/([^/]+)/reset$", { name = "reset", method = "POST", admin = true,
+  handler = function(ctx) return require("moongate.gateway.models").reset(ctx.gw, ctx.capture) end })
+
+local function not_found(method, path)
+  return errors.response(404, "no route for " .. method .. " " .. path, "not_found")
+end
 
 function M.handle(req, res)
   local path, method = req.path, req.method
   if path == "/health" and (method == "GET" or method == "HEAD") then
     return { status = 200, headers = JSON, body = '{"status":"ok"}' }
   end
-  local route = ROUTES[path]
-  local model_id
-  local reset_name
-  if not route then
-    model_id = path:match("^/v1/models/(.+)$")
-    if model_id then route = "model" end
-    reset_name = path:match("^/admin/breakers/([^/]+)/reset$")
-    if reset_name then route = "reset" end
-  end
-  if not route then
-    return errors.response(404, "no route for " .. method .. " " .. path, "not_found")
-  end
+  local r, capture = lookup(path)
+  if not r then return not_found(method, path) end
   local g = get_gw()
-  local tenant = authenticate(g, req)
-  if tenant == false then
-    return errors.response(401, "a valid API key is required (Authorization: Bearer ...)",
-      "invalid_api_key", { ["www-authenticate"] = "Bearer" })
+  if r.admin and not g.admin then return not_found(method, path) end
+  local ctx = edge.context(req, res, r.name, g)
+  ctx.admin, ctx.capture = r.admin, capture
+  if method ~= r.method and not (method == "HEAD" and r.method == "GET") then
+    -- the key is checked first, so an unauthenticated caller learns nothing about routes
+    local auth = g.edge.stages.auth
+    local denied = auth and auth:before(ctx)
+    if denied then return denied end
+    return errors.response(405, "use " .. r.method .. " for " .. path, "method_not_allowed", { allow = r.method })
   end
-  if route == "chat" or route == "embeddings" then
-    if method ~= "POST" then
-      return errors.response(405, "use POST for " .. path, "method_not_allowed", { allow = "POST" })
-    end
-    return require("moongate.gateway." .. route).handle(g, req, res, tenant)
-  end
-  if route == "reset" then
-    if not g.admin then return errors.response(404, "no route for " .. method .. " " .. path, "not_found") end
-    if method ~= "POST" then
-      return errors.response(405, "use POST for " .. path, "method_not_allowed", { allow = "POST" })
-    end
-    return require("moongate.gateway.models").reset(g, reset_name)
-  end
-  if method ~= "GET" and method ~= "HEAD" then
-    return errors.response(405, "use GET for " .. path, "method_not_allowed", { allow = "GET" })
-  end
-  local models = require "moongate.gateway.models"
-  if route == "models" then return models.list(g) end
-  if route == "model" then return models.one(g, model_id) end
-  if not g.admin then
-    return errors.response(404, "no route for " .. method .. " " .. path, "not_found")
-  end
-  return models[route](g)
+  return edge.run(g.edge, ctx, r.handler)
 end
 
 return M

@@ -24,7 +24,7 @@ return {
     counted = { route = { { provider = "nousage", model = "gpt-4o-mini" } } },
   },
   route_policy = "route.lua",
-  auth = { keys = { ["sk-team-a"] = "team-a", ["sk-gold"] = "gold", ["sk-boom"] = "boom" } },
+  auth = { keys = { ["sk-team-a"] = "team-a", ["sk-gold"] = "gold", ["sk-boom"] = "boom" }, admin_key = "sk-admin" },
 }
 LUA
 start_gateway "$GW_TMP/conf.lua"
@@ -50,7 +50,10 @@ check "degrade: answered from the conversation" "$(json_field "'6pm' in d['choic
 chat '{"model":"default","messages":[{"role":"user","content":"x"}]}' -H 'authorization: Bearer sk-team-a' -H 'x-mock-fault: status=503'
 check "no degrade: the error" "$STATUS" 502
 
-USAGE=$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/admin/usage")
+check "admin route with a tenant's key: 403" "$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/admin/usage" | python3 -c "import sys,json; print(json.load(sys.stdin)['error']['code'])")" admin_key_required
+check "admin route with no key: 401" "$(curl -s -o /dev/null -w '%{http_code}' "$GW/admin/usage")" 401
+check "the admin key is not a tenant key: 403" "$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer sk-admin' "$GW/v1/models")" 403
+USAGE=$(curl -s -H 'authorization: Bearer sk-admin' "$GW/admin/usage")
 check "usage per provider and model" "$(echo "$USAGE" | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']['p1']; print(u['m1']['requests'], u['gold-model']['requests'], u['m1']['prompt_tokens'] > 0)")" "1 1 True"
 check "GET /v1/models/default" "$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/v1/models/default" | python3 -c "import sys,json; d=json.load(sys.stdin); print(d['id'], d['object'])")" "default model"
 check "GET /v1/models/nope: 404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer sk-team-a' "$GW/v1/models/nope")" 404
@@ -59,5 +62,5 @@ chat '{"model":"counted","stream":true,"stream_options":{"include_usage":true},"
 check "upstream was not asked for usage" "$(curl -s "http://$MOCK_p1/mock/last" | python3 -c "import sys,json; print('stream_options' in json.loads(json.load(sys.stdin)['body']))")" False
 check "the client still gets a usage chunk, counted" "$(grep '"estimated":true' "$OUT" | sed 's/^data: //' | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']; print(u['prompt_tokens'], u['completion_tokens'], u['total_tokens'])")" "10 6 16"
 check "then [DONE]" "$(tail -2 "$OUT" | head -1)" "data: [DONE]"
-check "and it is accounted" "$(curl -s -H 'authorization: Bearer sk-team-a' "$GW/admin/usage" | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']['nousage']['gpt-4o-mini']; print(u['requests'], u['completion_tokens'])")" "1 6"
+check "and it is accounted" "$(curl -s -H 'authorization: Bearer sk-admin' "$GW/admin/usage" | python3 -c "import sys,json; u=json.load(sys.stdin)['usage']['nousage']['gpt-4o-mini']; print(u['requests'], u['completion_tokens'])")" "1 6"
 finish

@@ -5,9 +5,11 @@ local errors = require "moongate.gateway.errors"
 
 local M = {}
 
---- request.decode(req) -> doc, model name | nil, 400 response
+--- request.decode(req) -> doc, model name | nil, 400 response. The edge may have decoded the
+--- body already (req.doc, kept in step with req.body when a stage changed it).
 function M.decode(req)
-  local doc, jerr = json.decode(req.body)
+  local doc, jerr = rawget(req, "doc"), nil
+  if doc == nil then doc, jerr = json.decode(req.body) end
   if type(doc) ~= "table" or json.is_array(doc) then
     return nil, errors.response(400, "the request body must be a JSON object" ..
       (jerr and (": " .. jerr) or ""), "invalid_json")

@@ -49,15 +49,27 @@ local function keys_for(provider, model)
   return k
 end
 
--- record(provider, model, usage): usage is OpenAI's usage object (or nil: the request still counts)
+local context = require("moongate").context
+
+-- record(provider, model, usage): usage is OpenAI's usage object (or nil: the request still counts).
+-- The request's edge context (quota reconciliation, spans) gets the same figures.
 function M.record(provider, model, usage)
   local s = get_store()
   local k = keys_for(provider, model)
   s.incr(k.req, 1, 0)
+  local c = context()
+  local e = c and c.edge
+  if e then e.provider, e.model = provider, model end
   if type(usage) == "table" then
     local pt, ct = tonumber(usage.prompt_tokens), tonumber(usage.completion_tokens)
     if pt then s.incr(k.pt, pt, 0) end
     if ct then s.incr(k.ct, ct, 0) end
+    if e then
+      local u = e.usage
+      u.calls = u.calls + 1
+      if pt then u.prompt_tokens = u.prompt_tokens + pt; u.reported = true end
+      if ct then u.completion_tokens = u.completion_tokens + ct end
+    end
   end
 end
 
