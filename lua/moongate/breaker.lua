@@ -82,8 +82,11 @@ function Breaker:_keys(name)
   return k
 end
 
--- allow(name) -> true, is_probe | false, "circuit open", retry_in
+-- allow(name) -> true, is_probe | false, "circuit open", retry_in | false, "killed" (the kill
+-- switch, breaker.killed(name) set by the flags stage, turned the provider off)
 function Breaker:allow(name)
+  local killed = self.killed
+  if killed and killed(name) then return false, "killed" end
   local k = self:_keys(name)
   local s = self.store
   local open_until = s.get(k.open)

@@ -66,7 +66,7 @@ function M.run(plan, attempt, opts)
   local ra_max = opts.retry_after_max or 10
   local attempts = 0
   local last, open_wait
-  local n429, ntimeout, nfail = 0, 0, 0
+  local n429, ntimeout, nfail, nkilled = 0, 0, 0, 0
   local min_ra
   local deadline_hit = false
   local tiers = plan.tiers
@@ -87,7 +87,8 @@ function M.run(plan, attempt, opts)
       if brk then
         local ok, is_probe, retry_in = brk:allow(tier.provider)
         if not ok then
-          open_wait = min(open_wait or huge, retry_in or 0)
+          if is_probe == "killed" then nkilled = nkilled + 1
+          else open_wait = min(open_wait or huge, retry_in or 0) end
           break
         end
         probe = is_probe
@@ -143,6 +144,9 @@ function M.run(plan, attempt, opts)
   if deadline_hit or (now() >= deadline and attempts > 0) then
     f.status, f.code = 504, "deadline_exceeded"
     f.message = "no answer within the request deadline"
+  elseif attempts == 0 and nkilled > 0 and not open_wait then
+    f.status, f.code = 503, "provider_disabled"
+    f.message = "every provider for this model is switched off (kill switch)"
   elseif attempts == 0 and open_wait then
     f.status, f.code = 503, "circuit_open"
     f.message = "every provider for this model is unavailable (circuit open)"

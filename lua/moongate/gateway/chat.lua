@@ -55,22 +55,7 @@ local function policy_for(gw)
 end
 M.policy_for = policy_for
 
-local function count_tokens(doc, model)
-  local ok, tok = pcall(require, "moongate.tokenizer")
-  if ok and tok and tok.count_chat then
-    -- the model's own encoding when the tokenizer knows the name, else o200k (gpt-4o's)
-    local cok, n = pcall(tok.count_chat, doc.messages, model)
-    if cok and n then return n end
-    cok, n = pcall(tok.count_chat, doc.messages, "gpt-4o")
-    if cok and n then return n end
-  end
-  -- no tokenizer: a conservative estimate of one token per 4 bytes of text
-  local chars = 0
-  for _, m in ipairs(doc.messages) do
-    if type(m.content) == "string" then chars = chars + #m.content end
-  end
-  return math.ceil(chars / 4)
-end
+local count_tokens = request.prompt_tokens
 
 local function ms(seconds) return format("%.3f", seconds * 1000) end
 

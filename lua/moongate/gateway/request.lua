@@ -21,6 +21,24 @@ function M.decode(req)
   return doc, name
 end
 
+--- request.prompt_tokens(doc, model) -> the tokens of doc.messages as the model counts them
+--- (its own encoding when the tokenizer knows the name, else o200k, gpt-4o's)
+function M.prompt_tokens(doc, model)
+  local ok, tok = pcall(require, "moongate.tokenizer")
+  if ok and tok and tok.count_chat then
+    local cok, n = pcall(tok.count_chat, doc.messages, model)
+    if cok and n then return n end
+    cok, n = pcall(tok.count_chat, doc.messages, "gpt-4o")
+    if cok and n then return n end
+  end
+  -- no tokenizer: a conservative estimate of one token per 4 bytes of text
+  local chars = 0
+  for _, m in ipairs(doc.messages) do
+    if type(m.content) == "string" then chars = chars + #m.content end
+  end
+  return math.ceil(chars / 4)
+end
+
 --- request.model(gw, name) -> the model's config (or the catch-all "*") | nil, 404 response
 function M.model(gw, name)
   local mcfg = gw.models[name] or gw.models["*"]
