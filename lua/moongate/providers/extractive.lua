@@ -9,7 +9,8 @@ local Provider = {}
 Provider.__index = Provider
 
 -- new(name, cfg): cfg.index = an index folder for pipelines/rag_qa.lua (optional),
--- cfg.k (passages retrieved, 5), cfg.max_sentences (3), cfg.tenant.
+-- cfg.k (passages retrieved, 5), cfg.max_sentences (3), cfg.tenant (search one tenant's
+-- documents for every caller; by default each request searches its own tenant's, as auth found it).
 function M.new(name, cfg)
   cfg = cfg or {}
   return setmetatable({
@@ -89,7 +90,9 @@ function Provider:answer(doc)
   if self.index then
     local rag = M.rag_qa()
     if rag then
-      local ok, r = pcall(rag.answer, { question = question, index = self.index, tenant = self.tenant,
+      local edge = require("moongate").context().edge
+      local tenant = self.tenant or (edge and edge.tenant) or nil
+      local ok, r = pcall(rag.answer, { question = question, index = self.index, tenant = tenant,
                                          k = self.k, max_sentences = self.max_sentences })
       if ok and type(r) == "table" and r.answer then return r.answer, r.citations or {} end
       if not ok then
