@@ -52,6 +52,22 @@ function Ctx:header(name, value)
   h[name] = value
 end
 
+--- ctx:allows_tool(name) -> true | false, why: may this request's model run the server-side tool?
+--- The tenant's policy lists the tools it may use (none listed: all); the kill switch turns one
+--- off for everyone. A document or message that talks a model into calling a tool cannot get
+--- past this: a tool that is not allowed is neither offered nor run.
+function Ctx:allows_tool(name)
+  local allowed = self.policy.tools
+  if allowed then
+    local ok = false
+    for i = 1, #allowed do if allowed[i] == name then ok = true; break end end
+    if not ok then return false, "not allowed for this tenant" end
+  end
+  local set = rawget(self, "flag_set")
+  if set and require("moongate.flags").killed(set, "tool", name) then return false, "switched off" end
+  return true
+end
+
 -- A response object that adds the edge's headers to a streamed answer's head.
 local Res = {}
 Res.__index = function(t, k)

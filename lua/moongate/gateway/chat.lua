@@ -268,12 +268,15 @@ end
 function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
   local tools = require "moongate.tools"
   local list = {}
+  local edge = moongate.context().edge
   for _, tname in ipairs(mcfg.tools) do
+    if edge and not edge:allows_tool(tname) then goto next end
     local t, err = tools.load(tname, gw.plugin_dirs)
     if not t then
       return errors.response(500, "tool " .. tostring(tname) .. " is unavailable: " .. tostring(err), "tool_unavailable")
     end
     list[#list + 1] = t
+    ::next::
   end
   local stream = doc.stream == true
   local client_usage = stream and type(doc.stream_options) == "table" and doc.stream_options.include_usage == true
@@ -282,7 +285,7 @@ function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
   if type(doc.tools) == "table" then
     for _, d in ipairs(doc.tools) do defs[#defs + 1] = d end
   end
-  doc.tools = defs
+  doc.tools = defs[1] and defs or nil   -- every tool filtered out: a plain completion
   local fwd = forward_headers(req.headers, req.id)
   local deadline = plan.deadline and (t0 + plan.deadline) or moongate.deadline()
   local waited, attempts, last_info = 0, 0, nil
