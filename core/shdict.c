@@ -454,6 +454,38 @@ int mg_shdict_incr(int dict, const char *key, size_t klen, double by, int has_in
     return rc;
 }
 
+int mg_shdict_incr_capped(int dict, const char *key, size_t klen, double by, double limit, double ttl,
+                          double *out, const char **err) {
+    if (bad_dict(dict) || klen == 0 || klen > MG_SHDICT_MAX_KEY) {
+        if (err) *err = "bad argument";
+        return MG_ERROR;
+    }
+    int64_t now = now_ns();
+    uint32_t h = hash_key(dict, key, klen);
+    int rc = MG_OK;
+    shd_lock();
+    shd_entry *e = entry_find(dict, key, klen, h, now);
+    double cur = e ? e->num : 0;
+    if (e && e->type != MG_SHDICT_NUMBER) {
+        rc = MG_ERROR;
+        if (err) *err = "not a number";
+    } else if (cur + by > limit) {
+        rc = MG_DECLINED;   /* the check and the add are one step under the lock: exact */
+        *out = cur;
+    } else if (e) {
+        e->num = cur + by;
+        *out = e->num;
+        lru_touch(e);
+    } else if (entry_create(dict, key, klen, h, MG_SHDICT_NUMBER, by, NULL, 0, expiry_from_ttl(ttl), now)) {
+        *out = by;
+    } else {
+        rc = MG_ERROR;
+        if (err) *err = "no memory";
+    }
+    shd_unlock();
+    return rc;
+}
+
 int mg_shdict_delete(int dict, const char *key, size_t klen) {
     if (bad_dict(dict)) return MG_ERROR;
     int64_t now = now_ns();

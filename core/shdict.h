@@ -46,6 +46,12 @@ MG_API int mg_shdict_set(int dict, const char *key, size_t klen, int type, doubl
 MG_API int mg_shdict_incr(int dict, const char *key, size_t klen, double by, int has_init, double init,
                           double ttl, double *out, const char **err);
 
+/* Adds by to the number at key only when the result stays <= limit (an absent key counts as 0
+ * and is created with ttl). MG_OK: added, *out the new value; MG_DECLINED: it would not fit,
+ * *out the current value; MG_ERROR: "not a number" / "no memory". */
+MG_API int mg_shdict_incr_capped(int dict, const char *key, size_t klen, double by, double limit, double ttl,
+                                 double *out, const char **err);
+
 MG_API int mg_shdict_delete(int dict, const char *key, size_t klen);
 
 /* Remaining seconds in *ttl (0 when the key never expires); MG_DECLINED when absent. */

@@ -14,6 +14,8 @@ int mg_shdict_set(int dict, const char *key, size_t klen, int type, double num, 
                   size_t slen, double ttl, int mode, const char **err);
 int mg_shdict_incr(int dict, const char *key, size_t klen, double by, int has_init, double init,
                    double ttl, double *out, const char **err);
+int mg_shdict_incr_capped(int dict, const char *key, size_t klen, double by, double limit, double ttl,
+                          double *out, const char **err);
 int mg_shdict_delete(int dict, const char *key, size_t klen);
 int mg_shdict_ttl(int dict, const char *key, size_t klen, double *ttl);
 int mg_shdict_expire(int dict, const char *key, size_t klen, double ttl);
@@ -137,6 +139,22 @@ local function new_dict(name, id)
     return nil, ffi_string(errp[0])
   end
 
+  --- incr_capped(key, by, limit, ttl?) -> new value | nil, "limit", current | nil, err
+  --- Adds by only if the result stays <= limit, in one step under the store's lock, so N
+  --- workers taking from one budget never take more than the limit. An absent key counts as 0
+  --- and is created with ttl; an existing key keeps its ttl.
+  function d.incr_capped(key, by, limit, ttl, extra)
+    if type(key) == "table" then key, by, limit, ttl = by, limit, ttl, extra end
+    check_key(key, "incr_capped")
+    if type(by) ~= "number" then error("shared.incr_capped: by must be a number", 2) end
+    if type(limit) ~= "number" then error("shared.incr_capped: limit must be a number", 2) end
+    ttl = check_ttl(ttl, "incr_capped")
+    local rc = C.mg_shdict_incr_capped(id, key, #key, by, limit, ttl, dout, errp)
+    if rc == MG_OK then return dout[0] end
+    if rc == MG_DECLINED then return nil, "limit", dout[0] end
+    return nil, ffi_string(errp[0])
+  end
+
   --- delete(key) -> true
   function d.delete(key, k2)
     if type(key) == "table" then key = k2 end
@@ -215,7 +233,7 @@ end
 
 -- The module's own get/set/... are the default dict's.
 local default = M.dict("default")
-for _, fname in ipairs({ "get", "set", "add", "replace", "incr", "delete", "ttl", "expire", "keys", "flush_all" }) do
+for _, fname in ipairs({ "get", "set", "add", "replace", "incr", "incr_capped", "delete", "ttl", "expire", "keys", "flush_all" }) do
   M[fname] = default[fname]
 end
 M.name = "default"
