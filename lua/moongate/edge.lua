@@ -14,7 +14,7 @@ local json = require "moongate.json"
 
 local M = {}
 
-M.DEFAULT = { "auth" }
+M.DEFAULT = { "auth", "quota" }
 
 local now, context, defer = moongate.now, moongate.context, moongate.defer
 local rawget = rawget
