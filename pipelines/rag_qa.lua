@@ -121,8 +121,9 @@ M.stages = {
     end
     local contexts = {}
     for i, p in ipairs(c.passages) do
+      local h = p.hit.heading
       contexts[i] = { id = p.hit.id, title = p.hit.title, text = p.text, source = p.hit.metadata.source,
-        doc_id = p.hit.doc_id }
+        doc_id = p.hit.doc_id, heading = type(h) == "table" and h[#h] or nil }
     end
     local r = extractive.answer { question = ctx.question, contexts = contexts, max_sentences = ctx.max_sentences }
     ctx.text = r.text

@@ -64,9 +64,20 @@ function M.answer(req)
       error("context " .. ci .. " needs a text", 2)
     end
     -- code blocks and table rows do not read as answers: left out
-    local prose = c.text:gsub("\n?```.-```", "\n\n"):gsub("\n?~~~.-~~~", "\n\n")
+    -- (a passage cut from the middle of a code block starts inside it: an odd number of fences)
+    local text = c.text
+    local _, fences = text:gsub("```", "")
+    if fences % 2 == 1 then text = text:gsub("^.-```[^\n]*", "", 1) end
+    local prose = text:gsub("\n?```.-```", "\n\n"):gsub("\n?~~~.-~~~", "\n\n")
     for si, s in ipairs(chunker.sentences(prose)) do
       s = s:gsub("%s+", " ")
+      -- a section's first sentence can come joined to its heading ("# Routing Which provider
+      -- ..."): with the heading known, what follows it is a sentence like any other
+      local title = c.heading or c.title
+      if type(title) == "string" and title ~= "" and s:match("^#+%s") then
+        local h = s:match("^#+%s+(.*)$")
+        if h:sub(1, #title) == title and #h > #title + 1 then s = h:sub(#title + 2) end
+      end
       local key = s:lower()
       if not seen_text[key] then
         seen_text[key] = true
@@ -118,7 +129,9 @@ function M.answer(req)
     weight[t] = math.log(1 + (N - d + 0.5) / (d + 0.5))
     wsum = wsum + weight[t]
   end
-  local ranked = ix:search_terms(variants, math.min(N, 50))
+  -- every sentence is ranked: headings and table rows are skipped below, and a cut taken before
+  -- that could hold nothing else
+  local ranked = ix:search_terms(variants, N)
   ix:close()
   -- Contexts come best first (retrieval order): a sentence's score decays with its context's
   -- rank, so a passing mention in a weaker passage does not beat the passage on the subject.

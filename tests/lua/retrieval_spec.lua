@@ -308,6 +308,19 @@ describe("extractive", function()
     assert.are.equal("To build the index, run the index command. [1]", r.text)
   end)
 
+  it("quotes a section's first sentence even when it comes joined to its heading", function()
+    local r = extractive.answer { question = "What decides which provider answers?", contexts = {
+      { id = "r", source = "routing.md", heading = "Routing",
+        text = "# Routing Which provider answers a request is decided by the routing policy.\nIt is a Lua file." } } }
+    assert.are.equal("Which provider answers a request is decided by the routing policy. [1]", r.text)
+  end)
+
+  it("a passage cut inside a code block does not quote the code", function()
+    local r = extractive.answer { question = "how to build the index", contexts = { { id = "x", source = "x.md",
+      text = "moongate index build the index docs\n```\n\nTo build the index, run the index command." } } }
+    assert.are.equal("To build the index, run the index command. [1]", r.text)
+  end)
+
   it("matches word families the stemmer keeps apart (failing / failures)", function()
     local r = extractive.answer { question = "What happens when a provider keeps failing?", contexts = {
       { id = "r", source = "reload.md", text = "A broken edit keeps the previous version serving." },
