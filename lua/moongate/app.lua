@@ -84,6 +84,8 @@ M.route_pattern("^/v1/models/(.+)$", { name = "model", method = "GET",
   handler = function(ctx) return require("moongate.gateway.models").one(ctx.gw, ctx.capture) end })
 M.route("/admin/breakers", { name = "breakers", method = "GET", admin = true, handler = models_view("breakers") })
 M.route("/admin/usage", { name = "usage", method = "GET", admin = true, handler = models_view("usage") })
+M.route("/admin/flags", { name = "flags", method = "GET", admin = true,
+  handler = function(ctx) return require("moongate.gateway.flags").show(ctx.gw) end })
 M.route_pattern("^/admin/breakers/([^/]+)/reset$", { name = "reset", method = "POST", admin = true,
   handler = function(ctx) return require("moongate.gateway.models").reset(ctx.gw, ctx.capture) end })
 

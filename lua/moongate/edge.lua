@@ -14,7 +14,7 @@ local json = require "moongate.json"
 
 local M = {}
 
-M.DEFAULT = { "auth", "quota" }
+M.DEFAULT = { "auth", "quota", "flags" }
 
 local now, context, defer = moongate.now, moongate.context, moongate.defer
 local rawget = rawget
