@@ -14,6 +14,8 @@ local C = ffi.C
 local xxh3, xxh3_seed = C.XXH3_64bits, C.XXH3_64bits_withSeed
 local tonumber, type, pairs, ipairs, next = tonumber, type, pairs, ipairs, next
 local format, concat, sort = string.format, table.concat, table.sort
+-- values tables are made at their final size: growing one 20-flag table rehashes five times
+local new_tab = require "table.new"
 
 local M = {}
 
@@ -292,7 +294,7 @@ function M.evaluate(set, opts)
   local tenant, user, overrides
   if opts ~= nil then tenant, user, overrides = opts.tenant, opts.user, opts.overrides end
   local key = key_of(tenant, user)
-  local values = {}
+  local values = new_tab(0, set.n)
   local compiled = set.compiled
   for i = 1, set.n do
     local c = compiled[i]

@@ -331,6 +331,27 @@ describe("flags", function()
     end)
   end)
 
+  describe("per request", function()
+    it("evaluate compiles: no NYI, abort or stitch in flags.lua over many requests", function()
+      local set = assert(flags.load(require("moongate.base").home .. "/tests/bench/flags/flags20.lua"))
+      assert.are.equal(20, set.n)
+      local log = require("moongate.jit_check").trace_log(function()
+        for i = 1, 20000 do
+          flags.evaluate(set, { tenant = "tenant-" .. (i % 100), user = "u", overrides = { dark_mode = true } })
+        end
+      end)
+      local bad = {}
+      for line in log:gmatch("[^\n]+") do
+        if line:find("flags.lua", 1, true) and (line:find("NYI", 1, true) or line:find("abort", 1, true)
+            or line:find("stitch", 1, true)) then
+          bad[#bad + 1] = line
+        end
+      end
+      assert.are.same({}, bad)
+      assert.truthy(log:find("flags.lua", 1, true))              -- it was traced at all
+    end)
+  end)
+
   describe("GET /admin/flags", function()
     local show = require("moongate.gateway.flags").show
 

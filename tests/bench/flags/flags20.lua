@@ -1,0 +1,26 @@
+-- The bench's flags file: 20 flags of every kind and a kill list.
+return {
+  flags = {
+    new_ui = { enabled = true },
+    dark_mode = { enabled = false },
+    streaming_v2 = { enabled = true },
+    legacy_api = { enabled = false },
+    beta_search = { rollout = 25 },
+    long_context = { rollout = 5 },
+    cache_v2 = { rollout = 50 },
+    rerank = { rollout = 90 },
+    fast_path = { rollout = 0.5 },
+    pilot = { tenants = { "tenant-1", "tenant-2", "tenant-3", "tenant-10" } },
+    no_tools = { deny = { "tenant-5", "tenant-6" } },
+    enterprise = { tenants = { "tenant-7", "tenant-8" }, deny = { "tenant-9" } },
+    canary = { tenants = { "tenant-1", "tenant-2" }, rollout = 50 },
+    pipeline = { variants = { { name = "rag_qa", weight = 90 }, { name = "rag_qa_v2", weight = 10 } } },
+    prompt = { variants = { { name = "short", weight = 1 }, { name = "long", weight = 1 }, { name = "cot", weight = 2 } } },
+    model_ab = { variants = { { name = "gpt-4o-mini", weight = 50 }, { name = "claude-haiku", weight = 50 } } },
+    ranker = { rollout = 30, variants = { { name = "bm25", weight = 1 }, { name = "hybrid", weight = 3 } } },
+    summarize = { enabled = true, deny = { "tenant-4" } },
+    moderation = { rollout = 75 },
+    citations = { enabled = true },
+  },
+  kill = { providers = { "flaky" }, models = { "gpt-4" }, tools = { "web_search" }, pipelines = { "rag_qa_v0" } },
+}
