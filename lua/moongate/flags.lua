@@ -236,6 +236,7 @@ end
 
 -- The compiled set of each loaded file table; reload keeps the table, we keep what it compiles to.
 local sets = setmetatable({}, { __mode = "k" })
+local last_good = {}    -- path -> the set load() last returned for it
 
 -- reload's validator: compile while the edit is being checked, so a bad file never swaps in
 -- and a good one is compiled once per version.
@@ -255,12 +256,19 @@ function M.load(path)
   if not mod then return nil, version end
   local set = sets[mod]
   if not set then
+    -- loaded by other code without our validator: compile here, and keep the last good set
+    -- when this version does not validate
     local err
     set, err = M.compile(mod)
-    if not set then return nil, err end
+    if not set then
+      local prev = last_good[path]
+      if prev then return prev end
+      return nil, err
+    end
     sets[mod] = set
   end
   if set.version == nil then set.version = version end
+  if last_good[path] ~= set then last_good[path] = set end
   return set
 end
 

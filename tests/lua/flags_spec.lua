@@ -230,6 +230,15 @@ describe("flags", function()
       assert.are.equal("flag 'x': variants[1]: name must be a non-empty string", v({ { weight = 1 } }))
     end)
 
+    it("takes a decoded JSON document, and refuses its nulls by name", function()
+      local set = assert(flags.compile(json.decode([[{ "flags": { "beta": { "rollout": 25 },
+        "pipeline": { "variants": [ { "name": "rag_qa", "weight": 90 }, { "name": "rag_qa_v2", "weight": 10 } ] } },
+        "kill": { "providers": [ "openai" ], "models": [] } }]])))
+      assert.are.same({ beta = false, pipeline = "rag_qa" }, flags.evaluate(set, { tenant = "acme" }).values)
+      assert.is_true((flags.killed(set, "provider", "openai")))
+      assert.are.equal("flag 'x': enabled must be true or false", err(json.decode('{"flags":{"x":{"enabled":null}}}')))
+    end)
+
     it("checks the kill switch", function()
       assert.are.equal("kill: unknown field 'provider' (expected providers, pipelines, tools, models)",
         err({ kill = { provider = { "a" } } }))
@@ -297,6 +306,23 @@ describe("flags", function()
       end
       assert.are.equal(failures + 2, reload.stats.failures)
       assert.are.equal(set2, flags.load(path))
+    end)
+  end)
+
+  describe("a file other code loaded first, without the flags validator", function()
+    it("keeps serving the last good set when a reloaded version does not validate", function()
+      local path = write("shared.lua", "return { flags = { beta = { enabled = true } } }")
+      assert(reload.require(path))
+      local set = assert(flags.load(path))
+      assert.is_true(value(set, "beta", "acme"))
+      local reloads = reload.stats.reloads
+      write("shared.lua", "return { flags = { beta = { enabled = 1 } } }")
+      for _ = 1, 200 do
+        if reload.stats.reloads > reloads then break end
+        mg.sleep(0.01)
+      end
+      assert.are.equal(reloads + 1, reload.stats.reloads)     -- swapped in: nothing validated it
+      assert.are.equal(set, flags.load(path))
     end)
   end)
 
