@@ -12,22 +12,21 @@ uint64_t XXH3_64bits_withSeed(const void *data, size_t len, uint64_t seed);
 ]]
 local C = ffi.C
 local xxh3, xxh3_seed = C.XXH3_64bits, C.XXH3_64bits_withSeed
-local tonumber, type, pairs, ipairs, next = tonumber, type, pairs, ipairs, next
+local tonumber, type, pairs, ipairs = tonumber, type, pairs, ipairs
 local format, concat, sort = string.format, table.concat, table.sort
 -- values tables are made at their final size: growing one 20-flag table rehashes five times
 local new_tab = require "table.new"
 
 local M = {}
 
--- A bucket is 0..SCALE-1; rollout percentages and variant weights are resolved to 1/10000 %.
+-- A bucket is 0..SCALE-1: rollout percentages and variant shares resolve to 0.0001%.
 local SCALE = 1000000
 M.SCALE = SCALE
 
 local RULE_FIELDS = { enabled = true, rollout = true, tenants = true, deny = true, variants = true,
                       description = true }
 local TOP_FIELDS = { flags = true, kill = true }
--- kill switch kinds: the API's singular name -> the file's plural field
-local KINDS = { provider = "providers", pipeline = "pipelines", tool = "tools", model = "models" }
+-- kill switch lists: the file's plural field -> the kind killed() is asked about
 local KILL_FIELDS = { providers = "provider", pipelines = "pipeline", tools = "tool", models = "model" }
 M.KINDS = { "provider", "pipeline", "tool", "model" }
 local DEFAULT_REASON = "switched off by the kill switch"
@@ -173,7 +172,7 @@ end
 
 local function compile_kill(k)
   local kill = {}
-  for field, kind in pairs(KILL_FIELDS) do kill[kind] = {} end
+  for _, kind in pairs(KILL_FIELDS) do kill[kind] = {} end
   if k == nil then return kill end
   if type(k) ~= "table" then return nil, "kill must be a table { providers =, pipelines =, tools =, models = }" end
   for field, list in pairs(k) do
