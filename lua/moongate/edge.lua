@@ -14,7 +14,7 @@ local json = require "moongate.json"
 
 local M = {}
 
-M.DEFAULT = { "auth", "quota", "flags" }
+M.DEFAULT = { "auth", "quota", "flags", "redact" }
 
 local now, context, defer = moongate.now, moongate.context, moongate.defer
 local rawget = rawget
