@@ -602,6 +602,12 @@ function M.index(dir, paths, opts)
     end
     for fi, path in ipairs(files) do
       local n, ferr = ingest.read_file(path, function(doc)
+        if opts.redact then
+          -- before anything is stored: what is not in the index cannot leak from it
+          local pii = require "moongate.pii"
+          doc.text = assert(pii.redact(doc.text, opts.redact, {}))
+          if type(doc.title) == "string" then doc.title = assert(pii.redact(doc.title, opts.redact, {})) end
+        end
         local r, aerr = w:add(doc)
         if not r then error({ msg = path .. ": " .. doc.id .. ": " .. aerr }) end
         if opts.progress and w.stats.documents % 50 == 0 then

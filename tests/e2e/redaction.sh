@@ -37,4 +37,13 @@ check "refuse: the upstream was not called" "$(mock_stat "$MOCK_p1" requests)" 0
 
 chat "$Q" -H 'authorization: Bearer sk-raw'
 check "a tenant without a redaction policy: untouched" "$(answer)" "mock answer: Refund card 4111 1111 1111 1111 and mail jane@example.com"
+
+# index-time: masked before it is stored, so no search can return it
+printf '%s\n' '{"_id":"t1","title":"Ticket from jane@example.com","text":"The refund for card 4111 1111 1111 1111 was approved; reply to jane@example.com."}' > "$GW_TMP/tickets.jsonl"
+"$MOONGATE" index --quiet --redact mask --embedder hash --index "$GW_TMP/idx" "$GW_TMP/tickets.jsonl" > /dev/null
+HITS=$("$MOONGATE" search --index "$GW_TMP/idx" --format json "refund card approved jane")
+check "indexed with --redact mask: found, masked" "$(echo "$HITS" | grep -c 'refund for card \[CARD\] was approved; reply to \[EMAIL\]')" 1
+check "no raw value anywhere in the index" "$(cat "$GW_TMP"/idx/index.sqlite* "$GW_TMP"/idx/v*/* 2>/dev/null | grep -a -c '4111 1111\|jane@example')" 0
+"$MOONGATE" index --redact placeholder --index "$GW_TMP/idx2" "$GW_TMP/tickets.jsonl" > /dev/null 2>"$GW_TMP/err"
+check "--redact takes mask only" "$? $(head -1 "$GW_TMP/err")" "2 moongate index: --redact takes mask"
 finish

@@ -13,6 +13,7 @@ options:
   --index DIR            index folder (created if missing)
   --tenant T             tenant of documents that do not name one
   --labels A,B           access labels of documents that do not name any
+  --redact mask          mask personal data and secrets (emails, cards, ...) before indexing
   --max-tokens N         chunk size limit (800)          } fixed when the index
   --min-tokens N         merge sections smaller than N (400)  } is created
   --overlap N            tokens repeated between chunks of a section (80)
@@ -57,6 +58,10 @@ return function(args)
       elseif a == "--index" then opts.index = value()
       elseif a == "--tenant" then opts.tenant = value()
       elseif a == "--labels" then opts.labels = value()
+      elseif a == "--redact" then
+        local mode = value()
+        if mode ~= "mask" then error({ msg = "--redact takes mask" }) end
+        opts.redact = { mode = mode }
       elseif NUM[a] then
         local v = tonumber(value())
         if not v then error({ msg = a .. " needs a number" }) end
@@ -122,7 +127,7 @@ return function(args)
 
   local retrieval = require "moongate.retrieval"
   local summary, err = retrieval.index(opts.index, paths, {
-    tenant = opts.tenant, labels = opts.labels, max_tokens = opts.max_tokens,
+    tenant = opts.tenant, labels = opts.labels, redact = opts.redact, max_tokens = opts.max_tokens,
     min_tokens = opts.min_tokens, overlap = opts.overlap, dedupe_distance = opts.dedupe_distance,
     k1 = opts.k1, b = opts.b, stem = opts.stem, stopwords = opts.stopwords,
     embedder = opts.embedder, quant = opts.quant, progress = opts.progress,
