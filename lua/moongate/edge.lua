@@ -14,7 +14,7 @@ local json = require "moongate.json"
 
 local M = {}
 
-M.DEFAULT = { "auth", "quota", "flags", "redact" }
+M.DEFAULT = { "auth", "quota", "flags", "redact", "moderate" }
 
 local now, context, defer = moongate.now, moongate.context, moongate.defer
 local rawget = rawget
