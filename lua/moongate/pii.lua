@@ -113,26 +113,31 @@ local function register(t, fn)
   detectors[t] = fn
 end
 
+-- each secret format by the literal it starts with (a plain find: memchr speed), then its shape
+local SECRET_PREFIXES = { { "sk-", "sk%-[%w_%-]+" }, { "AKIA", "AKIA[%u%d]+" }, { "gh", "gh[pousr]_[%w]+" },
+  { "xox", "xox[abposr]%-[%w%-]+" }, { "AIza", "AIza[%w_%-]+" } }
+
 register("secret", function(text, out)
   local i = 1
-  while true do   -- PEM private keys: the whole block
+  while find(text, "PRIVATE KEY", 1, true) do   -- PEM private keys: the whole block
     local s, e = find(text, "%-%-%-%-%-BEGIN [%u ]*PRIVATE KEY%-%-%-%-%-", i)
     if not s then break end
     local _, e2 = find(text, "%-%-%-%-%-END [%u ]*PRIVATE KEY%-%-%-%-%-", e + 1)
     add(out, "secret", s, e2 or #text, text)
     i = (e2 or #text) + 1
   end
-  for _, p in ipairs({ "sk%-[%w_%-]+", "AKIA[%u%d]+", "gh[pousr]_[%w]+", "xox[abposr]%-[%w%-]+", "AIza[%w_%-]+" }) do
+  for _, sp in ipairs(SECRET_PREFIXES) do
     i = 1
     while true do
-      local s, e = find(text, p, i)
-      if not s then break end
-      if e - s + 1 >= 20 and boundary(text, s, e, "[%w_]") then add(out, "secret", s, e, text) end
-      i = e + 1
+      local at = find(text, sp[1], i, true)
+      if not at then break end
+      local s, e = find(text, "^" .. sp[2], at)
+      if s and e - s + 1 >= 20 and boundary(text, s, e, "[%w_]") then add(out, "secret", s, e, text) end
+      i = (e or at) + 1
     end
   end
   i = 1
-  while true do
+  while find(text, "earer", i, true) do
     local s, e = find(text, "[Bb]earer%s+[%w%-%._~%+/]+=*", i)
     if not s then break end
     local tok = text:sub(s, e):match("%s+(.*)$")
@@ -213,17 +218,25 @@ end)
 register("ip", function(text, out)
   local i = 1
   while true do
-    local s, e = find(text, "%d+%.%d+%.%d+%.%d+", i)
+    local s, e = find(text, "%d%.%d+%.%d+%.%d", i)
+    if s then
+      while s > 1 and sub(text, s - 1, s - 1):match("%d") do s = s - 1 end
+      while sub(text, e + 1, e + 1):match("%d") do e = e + 1 end
+    end
     if not s then break end
     if boundary(text, s, e, "[%w%.]") or (sub(text, e + 1, e + 1) == "." and not sub(text, e + 2, e + 2):match("%d")) then
       if ipv4_ok(sub(text, s, e)) and not (s > 1 and sub(text, s - 1, s - 1):match("[%w%.]")) then add(out, "ip", s, e, text) end
     end
     i = e + 1
   end
+  -- IPv6: from each colon, the run of hex digits and colons around it
   i = 1
   while true do
-    local s, e = find(text, "[%x:]*:[%x:]*:[%x:]*", i)
-    if not s then break end
+    local c = find(text, ":", i, true)
+    if not c then break end
+    local s, e = c, c
+    while s > 1 and sub(text, s - 1, s - 1):match("[%x:]") do s = s - 1 end
+    while e < #text and sub(text, e + 1, e + 1):match("[%x:]") do e = e + 1 end
     local cand = sub(text, s, e)
     if boundary(text, s, e, "[%w]") and cand:find("%x") and ipv6_ok(cand) then add(out, "ip", s, e, text) end
     i = e + 1
