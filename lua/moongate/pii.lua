@@ -106,6 +106,17 @@ local function boundary(text, i, j, class)
   return not before:match(class) and not after:match(class)
 end
 
+-- fn(s, e) for each match of pattern in text, left to right; fn may return where the match
+-- really ended (a detector that widened or trimmed it)
+local function each(text, pattern, fn)
+  local i = 1
+  while true do
+    local s, e = find(text, pattern, i)
+    if not s then return end
+    i = (fn(s, e) or e) + 1
+  end
+end
+
 local detectors, order = {}, {}
 
 local function register(t, fn)
@@ -187,10 +198,7 @@ register("iban", function(text, out)
 end)
 
 register("card", function(text, out)
-  local i = 1
-  while true do
-    local s, e = find(text, "%d[%d %-]+%d", i)
-    if not s then break end
+  each(text, "%d[%d %-]+%d", function(s, e)
     local run = sub(text, s, e)
     local d = digits_of(run)
     -- groups of digits split by single spaces or dashes, as cards are printed
@@ -198,56 +206,41 @@ register("card", function(text, out)
       and luhn(d) and known_issuer(d) then
       add(out, "card", s, e, text)
     end
-    i = e + 1
-  end
+  end)
 end)
 
 register("ssn", function(text, out)
-  local i = 1
-  while true do
-    local s, e = find(text, "%d%d%d%-%d%d%-%d%d%d%d", i)
-    if not s then break end
+  each(text, "%d%d%d%-%d%d%-%d%d%d%d", function(s, e)
     local a, g, n = tonumber(sub(text, s, s + 2)), tonumber(sub(text, s + 4, s + 5)), tonumber(sub(text, s + 7, e))
     if boundary(text, s, e, "[%w%-]") and a ~= 0 and a ~= 666 and a < 900 and g ~= 0 and n ~= 0 then
       add(out, "ssn", s, e, text)
     end
-    i = e + 1
-  end
+  end)
 end)
 
 register("ip", function(text, out)
-  local i = 1
-  while true do
-    local s, e = find(text, "%d%.%d+%.%d+%.%d", i)
-    if s then
-      while s > 1 and sub(text, s - 1, s - 1):match("%d") do s = s - 1 end
-      while sub(text, e + 1, e + 1):match("%d") do e = e + 1 end
-    end
-    if not s then break end
-    if boundary(text, s, e, "[%w%.]") or (sub(text, e + 1, e + 1) == "." and not sub(text, e + 2, e + 2):match("%d")) then
-      if ipv4_ok(sub(text, s, e)) and not (s > 1 and sub(text, s - 1, s - 1):match("[%w%.]")) then add(out, "ip", s, e, text) end
-    end
-    i = e + 1
-  end
+  each(text, "%d%.%d+%.%d+%.%d", function(s, e)
+    while s > 1 and sub(text, s - 1, s - 1):match("%d") do s = s - 1 end   -- the whole octets
+    while sub(text, e + 1, e + 1):match("%d") do e = e + 1 end
+    -- not inside a longer dotted run (a version 1.2.3.4.5); a sentence's full stop may follow
+    local after = sub(text, e + 1, e + 2)
+    local left_ok = not (s > 1 and sub(text, s - 1, s - 1):match("[%w%.]"))
+    local right_ok = not after:match("^[%w]") and not after:match("^%.%d")
+    if left_ok and right_ok and ipv4_ok(sub(text, s, e)) then add(out, "ip", s, e, text) end
+    return e
+  end)
   -- IPv6: from each colon, the run of hex digits and colons around it
-  i = 1
-  while true do
-    local c = find(text, ":", i, true)
-    if not c then break end
-    local s, e = c, c
+  each(text, ":", function(s, e)
     while s > 1 and sub(text, s - 1, s - 1):match("[%x:]") do s = s - 1 end
     while e < #text and sub(text, e + 1, e + 1):match("[%x:]") do e = e + 1 end
     local cand = sub(text, s, e)
     if boundary(text, s, e, "[%w]") and cand:find("%x") and ipv6_ok(cand) then add(out, "ip", s, e, text) end
-    i = e + 1
-  end
+    return e
+  end)
 end)
 
 register("phone", function(text, out)
-  local i = 1
-  while true do
-    local s, e = find(text, "[%+%(]?%d[%d %-%.%(%)]+%d", i)
-    if not s then break end
+  each(text, "[%+%(]?%d[%d %-%.%(%)]+%d", function(s, e)
     local run = sub(text, s, e)
     local d = digits_of(run)
     local intl = sub(run, 1, 1) == "+" or sub(d, 1, 2) == "00"
@@ -258,8 +251,7 @@ register("phone", function(text, out)
       and ((intl and grouped) or nanp) then
       add(out, "phone", s, e, text)
     end
-    i = e + 1
-  end
+  end)
 end)
 
 -- ---- the API ------------------------------------------------------------------------------------
