@@ -103,6 +103,8 @@ local function add(out, t, i, j, text) out[#out + 1] = { type = t, start = i, st
 local function boundary(text, i, j, class)
   local before = i > 1 and sub(text, i - 1, i - 1) or ""
   local after = sub(text, j + 1, j + 1)
+  -- a sentence's full stop may end it ("call +44 20 7946 0958.")
+  if after == "." and not sub(text, j + 2, j + 2):match("%w") then after = "" end
   return not before:match(class) and not after:match(class)
 end
 
@@ -243,7 +245,7 @@ register("phone", function(text, out)
   each(text, "[%+%(]?%d[%d %-%.%(%)]+%d", function(s, e)
     local run = sub(text, s, e)
     local d = digits_of(run)
-    local intl = sub(run, 1, 1) == "+" or sub(d, 1, 2) == "00"
+    local intl = sub(run, 1, 1) == "+" or run:match("^00[1-9]")
     local nanp = run:match("^%(?%d%d%d%)?[ %-%.]?%d%d%d[ %-%.]%d%d%d%d$")
     local grouped = select(2, gsub(run, "[ %-%.%(%)]+", "")) >= 2
     local dated = run:match("^%d%d%d%d[%-%.]%d%d[%-%.]%d%d") or run:match("^%d%d?[%-%./]%d%d?[%-%./]%d%d%d%d")
