@@ -1,5 +1,5 @@
--- moongate.quota: windowed counters and concurrency gauges for limits that must be exact — in
--- shared memory across a machine's workers, or in Redis across machines (quota_store = "redis://…").
+-- moongate.quota: windowed counters and concurrency gauges for limits that must be exact across
+-- a machine's workers, in the shared memory they all map.
 --
 --   local q = quota.new{ prefix = "q:" }
 --   local ok, remaining, reset = q:take("r:acme", 1, 600, 60)   -- 600 per minute
@@ -62,15 +62,15 @@ function Shared:release(key)
   if v and v < 0 then self.dict.set(self.prefix .. key, 0) end
 end
 
---- quota.new{ url = nil | "redis://host:port/db", prefix = "q:" } -> q | nil, err
+--- quota.new{ prefix = "q:" } -> q | nil, err
+--- (opts.url names a shared store across machines; none is supported yet, so it is refused
+--- rather than silently counting per machine)
 function M.new(opts)
   opts = opts or {}
   local prefix = opts.prefix or "q:"
   if opts.url ~= nil then
-    if type(opts.url) ~= "string" or not opts.url:match("^redis://") then
-      return nil, "quota_store must be a redis:// URL"
-    end
-    return require("moongate.quota_redis").new(opts.url, prefix)
+    return nil, "quota_store: counters shared across machines (" .. tostring(opts.url) ..
+      ") are not supported yet; remove quota_store to count per machine"
   end
   return setmetatable({ dict = require("moongate.shared").dict("quota"), prefix = prefix }, Shared)
 end

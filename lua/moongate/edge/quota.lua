@@ -1,8 +1,7 @@
 -- moongate.edge.quota: a tenant's limits, enforced before the call costs anything — requests per
 -- minute, concurrent requests, tokens in/out per minute and day, spend per day and month, and the
 -- per-request caps on tokens in and out — then reconciled with what the call really used.
--- Counters are exact across workers (shared memory) or instances (Redis): moongate.quota.
-local moongate = require "moongate"
+-- Counters are exact across workers (shared memory): moongate.quota.
 local errors = require "moongate.gateway.errors"
 local request = require "moongate.gateway.request"
 
@@ -32,7 +31,7 @@ function M.new(config, gw)
     if not POLICY_KEYS[k] then return nil, "quota: unknown limit '" .. tostring(k) .. "'" end
   end
   return setmetatable({ q = q, default = config.quota, default_caps = config.caps,
-                        prices = config.prices or {}, remote = config.quota_store ~= nil }, Stage)
+                        prices = config.prices or {} }, Stage)
 end
 
 -- "6m0s", "1s", "250ms": how OpenAI writes a reset time
@@ -269,12 +268,7 @@ function Stage:finally(ctx)
   if not st then return end
   local u = ctx.usage
   u.model = ctx.model
-  if self.remote then
-    -- Redis waits, and a finally must not: the reconciliation runs as its own task
-    moongate.spawn(reconcile, self.q, st, u, self.prices)
-  else
-    reconcile(self.q, st, u, self.prices)
-  end
+  reconcile(self.q, st, u, self.prices)   -- shared-memory counters: no waiting, fit for a finally
 end
 
 return M
