@@ -68,6 +68,11 @@ function M.validate_policy(p)
     elseif k == "redaction" then
       ok = type(v) == "table" and REDACTION[v.mode] ~= nil
       err = "redaction must be { mode = \"off\"|\"mask\"|\"placeholder\"|\"refuse\" }"
+      if ok then
+        for rk in pairs(v) do
+          if rk ~= "mode" then ok, err = nil, "redaction: unknown field '" .. tostring(rk) .. "'"; break end
+        end
+      end
     elseif k == "log_raw" then ok = type(v) == "boolean"; err = "log_raw must be true or false"
     else ok, err = nil, "unknown policy field '" .. tostring(k) .. "'" end
     if not ok then return nil, err end
@@ -93,6 +98,9 @@ end
 --- tenants.open(path, { cache_ttl = 2 }) -> store | nil, err (creates the schema)
 function M.open(path, opts)
   opts = opts or {}
+  if type(path) ~= "string" then error("tenants.open: path must be a string", 2) end
+  local ttl = opts.cache_ttl
+  if ttl ~= nil and (type(ttl) ~= "number" or ttl < 0) then return nil, "cache_ttl must be a number of seconds >= 0" end
   local db, err = sqlite.open(path)
   if not db then return nil, err end
   local ok, serr = db:exec(SCHEMA)
@@ -239,10 +247,12 @@ function Store:rotate(key_id, overlap, now)
   end)
 end
 
+local KEY_PATTERN = "^mg%-(%x%x%x%x%x%x%x%x)%-[%w_%-]+$"
+
 -- The key row behind a plaintext, checked in constant time | nil, reason
 local function find(self, plaintext, admin)
   if type(plaintext) ~= "string" then return nil, "unknown key" end
-  local id = plaintext:match("^mg%-(%x%x%x%x%x%x%x%x)%-[%w_%-]+$")
+  local id = plaintext:match(KEY_PATTERN)
   if not id then return nil, "unknown key" end
   local row = exec_rows(self, "SELECT * FROM keys WHERE id = ? AND admin = ?", id, admin and 1 or 0)[1]
   if not row or not crypto.equal(row.hash, digest(self, plaintext)) then return nil, "unknown key" end
@@ -250,21 +260,26 @@ local function find(self, plaintext, admin)
 end
 
 --- store:lookup(plaintext, now?) -> { id, name, disabled, policy, key_id } | nil, reason
---- reason: "unknown key", "revoked", "expired", "disabled".
+--- reason: "unknown key", "revoked", "expired", "disabled". The row and its tenant are cached
+--- by key id for cache_ttl seconds; a cache hit still checks the secret (HMAC, constant time).
 function Store:lookup(plaintext, now)
   local t = moongate.now()
   now = now or t
-  local hit = self.cache[plaintext]
+  if type(plaintext) ~= "string" then return nil, "unknown key" end
+  local id = plaintext:match(KEY_PATTERN)
+  if not id then return nil, "unknown key" end
+  local hit = self.cache[id]
   local row, tenant
   if hit and hit.until_t > t then
+    if not crypto.equal(hit.row.hash, digest(self, plaintext)) then return nil, "unknown key" end
     row, tenant = hit.row, hit.tenant
   else
     local err
     row, err = find(self, plaintext, false)
-    if row then tenant = self:tenant(row.tenant_id) end
-    -- unknown keys are not cached: the cache cannot be filled by guessing
-    if row then self.cache[plaintext] = { row = row, tenant = tenant, until_t = t + self.cache_ttl } end
+    -- only keys whose secret checked out are cached: the cache cannot be filled by guessing
     if not row then return nil, err end
+    tenant = self:tenant(row.tenant_id)
+    self.cache[id] = { row = row, tenant = tenant, until_t = t + self.cache_ttl }
   end
   if row.revoked_at then return nil, "revoked" end
   if row.expires_at and row.expires_at <= now then return nil, "expired" end
