@@ -64,4 +64,31 @@ function M.is_array(t)
   return type(t) == "table" and getmetatable(t) == array_mt
 end
 
+--- json.encode_sorted(v) -> string: JSON text with object keys sorted, for output a person
+--- or a test compares (policies, tool-call arguments), where encode's order is the table's.
+local function is_sequence(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+local function encode_sorted(v)
+  if type(v) ~= "table" or next(v) == nil then return encode(v) end
+  local out = {}
+  if getmetatable(v) == array_mt or (getmetatable(v) ~= object_mt and is_sequence(v)) then
+    for i = 1, #v do out[i] = encode_sorted(v[i]) end
+    return "[" .. table.concat(out, ",") .. "]"
+  end
+  local names = {}
+  for k in pairs(v) do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    local val = v[k]
+    if val == nil then val = v[tonumber(k)] end
+    out[i] = encode(k) .. ":" .. encode_sorted(val)
+  end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+M.encode_sorted = encode_sorted
+
 return M

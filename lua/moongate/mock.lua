@@ -179,23 +179,7 @@ local function sample(schema, text, depth)
   return text
 end
 
--- JSON text of an object with sorted keys (stable tool-call arguments and JSON answers).
-local function encode_sorted(v)
-  if type(v) == "table" and not json.is_array(v) then
-    local names = {}
-    for k in pairs(v) do names[#names + 1] = k end
-    table.sort(names)
-    local out = {}
-    for _, k in ipairs(names) do out[#out + 1] = json.encode(k) .. ":" .. encode_sorted(v[k]) end
-    return "{" .. concat(out, ",") .. "}"
-  elseif type(v) == "table" then
-    local out = {}
-    for i = 1, #v do out[i] = encode_sorted(v[i]) end
-    return "[" .. concat(out, ",") .. "]"
-  end
-  return json.encode(v)
-end
-M.encode_sorted = encode_sorted
+local encode_sorted = json.encode_sorted
 
 -- Split text into stream pieces: each word with the spaces that follow it.
 local function pieces(text)

@@ -33,7 +33,7 @@ local function show(store, id, o)
     return 0
   end
   io.write("tenant   ", t.id, "\nname     ", t.name, "\ndisabled ", t.disabled and "yes" or "no",
-    "\npolicy   ", json.encode(t.policy), "\n\n")
+    "\npolicy   ", json.encode_sorted(t.policy), "\n\n")
   for _, k in ipairs(keys) do k.created, k.expires = lib.date(k.created_at), lib.date(k.expires_at) end
   lib.table_out(keys, { "id", "name", "status", "created", "expires" })
   return 0

@@ -63,7 +63,7 @@ function M.table_out(rows, columns)
       local v = row[c]
       if v == nil then v = "-" end
       if type(v) == "boolean" then v = v and "yes" or "no" end
-      if type(v) == "table" then v = json.encode(v) end
+      if type(v) == "table" then v = json.encode_sorted(v) end
       v = tostring(v)
       cells[r][i] = v
       if #v > width[i] then width[i] = #v end
@@ -78,7 +78,7 @@ function M.table_out(rows, columns)
   for _, c in ipairs(cells) do line(c) end
 end
 
-function M.json_out(v) io.write(json.encode(v), "\n") end
+function M.json_out(v) io.write(json.encode_sorted(v), "\n") end
 
 function M.date(t) return t and os.date("!%Y-%m-%d %H:%M:%SZ", math.floor(t)) or nil end
 
