@@ -27,6 +27,9 @@ static const char *usage =
     "  tokens [--encoding E] [FILE...]   count tokens like tiktoken\n"
     "  index [--index DIR] PATH...  build a retrieval index\n"
     "  search --index DIR QUERY     query a retrieval index\n"
+    "  tenants | keys | flags       manage tenants, API keys; show a flags file\n"
+    "  traces [show ID]             recent requests and their span waterfalls\n"
+    "  stats [--since 1h]           p50/p95/p99 per step and per model\n"
     "  version                      print the version\n"
     "\n"
     "`moongate <command> --help` tells more.\n";

@@ -9,6 +9,7 @@ local retrieval = require "moongate.retrieval"
 local context = require "moongate.retrieval.context"
 local extractive = require "moongate.extractive"
 local store = require "moongate.retrieval.store"
+local tracing = require "moongate.trace"
 
 local M = { name = "rag_qa" }
 
@@ -56,11 +57,43 @@ function M.open_index(path)
   return idx
 end
 
+-- What each stage's span says about its work (moongate.trace), read after the stage ran.
+local function ids(list, field)
+  local out = {}
+  for i, x in ipairs(list or {}) do out[i] = tostring(field and x[field] or x.id) end
+  return out
+end
+M.span_attrs = {
+  retrieve = function(ctx)
+    return { ["moongate.retrieval.candidates"] = ctx.hits and #ctx.hits or 0,
+             ["moongate.retrieval.mode"] = ctx.mode, ["moongate.index.version"] = ctx.version }
+  end,
+  rerank = function(ctx) return { ["moongate.retrieval.kept"] = ctx.hits and #ctx.hits or 0 } end,
+  build_context = function(ctx)
+    local c = ctx.context
+    local chosen = {}
+    for i, p in ipairs(c and c.passages or {}) do chosen[i] = tostring(p.hit.id) end
+    return { ["moongate.retrieval.chosen"] = chosen }
+  end,
+  answer = function(ctx)
+    return { ["moongate.citations"] = ids(ctx.answer and ctx.answer.citations, "doc_id") }
+  end,
+}
+
+-- Each stage runs in a span of the request's trace (a no-op outside a traced request) and is
+-- timed in ctx.spans too, for callers of answer() that read the figures directly.
 local function trace(ctx, name, fn)
+  local sp = tracing.start(name)
   local t0 = os.clock()
   local ok, err = fn()
   ctx.spans = ctx.spans or {}
   ctx.spans[#ctx.spans + 1] = { name = name, seconds = os.clock() - t0, ok = ok and true or false, err = err }
+  if not sp.noop then
+    local attrs = M.span_attrs[name]
+    if attrs then for k, v in pairs(attrs(ctx)) do sp:set(k, v) end end
+    if not ok then sp:fail(err) end
+  end
+  sp:finish()
   return ok, err
 end
 

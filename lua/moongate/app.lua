@@ -13,6 +13,8 @@ end
 local gateway = require "moongate.gateway"
 local errors = require "moongate.gateway.errors"
 local edge = require "moongate.edge"
+local trace = require "moongate.trace"
+local telemetry = require "moongate.gateway.telemetry"
 
 local M = {}
 
@@ -26,8 +28,12 @@ end
 
 -- init(config): called once per worker before serving.
 function M.init(config)
-  gw, gw_err = gateway.new(config or load_config())
+  config = config or load_config()
+  local ok, terr = trace.configure(config and config.trace, config)
+  if not ok then error("config: " .. terr, 0) end
+  gw, gw_err = gateway.new(config)
   if not gw then error(gw_err, 0) end
+  telemetry.init(gw)
   local chain, err = edge.new(gw.config, gw)
   if not chain then error(err, 0) end
   gw.edge = chain
@@ -57,6 +63,7 @@ end
 --- app.route_pattern(pattern, route): serve route at the paths matching a Lua pattern; its
 --- first capture is ctx.capture.
 function M.route_pattern(pattern, r)
+  r.template = r.template or pattern
   PATTERNS[#PATTERNS + 1] = { pattern, r }
   return r
 end
@@ -80,13 +87,19 @@ end
 M.route({ "/v1/chat/completions", "/chat/completions" }, { name = "chat", method = "POST", handler = gateway_route("chat") })
 M.route({ "/v1/embeddings", "/embeddings" }, { name = "embeddings", method = "POST", handler = gateway_route("embeddings") })
 M.route({ "/v1/models", "/models" }, { name = "models", method = "GET", handler = models_view("list") })
-M.route_pattern("^/v1/models/(.+)$", { name = "model", method = "GET",
+M.route_pattern("^/v1/models/(.+)$", { name = "model", method = "GET", template = "/v1/models/{model}",
   handler = function(ctx) return require("moongate.gateway.models").one(ctx.gw, ctx.capture) end })
 M.route("/admin/breakers", { name = "breakers", method = "GET", admin = true, handler = models_view("breakers") })
 M.route("/admin/usage", { name = "usage", method = "GET", admin = true, handler = models_view("usage") })
 M.route("/admin/flags", { name = "flags", method = "GET", admin = true,
   handler = function(ctx) return require("moongate.gateway.flags").show(ctx.gw) end })
+M.route("/metrics", { name = "metrics", method = "GET", admin = true, handler = telemetry.metrics })
+M.route("/admin/traces", { name = "traces", method = "GET", admin = true,
+  handler = function(ctx) return telemetry.list(ctx.req) end })
+M.route_pattern("^/admin/traces/([%w%-]+)$", { name = "trace", method = "GET", admin = true,
+  template = "/admin/traces/{id}", handler = function(ctx) return telemetry.show(ctx.req, ctx.capture) end })
 M.route_pattern("^/admin/breakers/([^/]+)/reset$", { name = "reset", method = "POST", admin = true,
+  template = "/admin/breakers/{provider}/reset",
   handler = function(ctx) return require("moongate.gateway.models").reset(ctx.gw, ctx.capture) end })
 
 local function not_found(method, path)
@@ -102,7 +115,7 @@ function M.handle(req, res)
   if not r then return not_found(method, path) end
   local g = get_gw()
   if r.admin and not g.admin then return not_found(method, path) end
-  local ctx = edge.context(req, res, r.name, g)
+  local ctx = edge.context(req, res, r.name, g, r.template or path)
   ctx.admin, ctx.capture = r.admin, capture
   if method ~= r.method and not (method == "HEAD" and r.method == "GET") then
     -- the key is checked first, so an unauthenticated caller learns nothing about routes

@@ -11,6 +11,8 @@
 -- (usage accounting, spans): see M.context.
 local moongate = require "moongate"
 local json = require "moongate.json"
+local trace = require "moongate.trace"
+local observe = require "moongate.observe"
 
 local M = {}
 
@@ -86,12 +88,15 @@ local function start_with_headers(self, status, headers)
   return self._res:start(status, h)
 end
 
--- M.context(req, res, route, gw) -> ctx
-function M.context(req, res, route, gw)
+-- M.context(req, res, route, gw, route_path) -> ctx, with the request's root span open; when the
+-- request's task ends, the span is finished and the request reported (moongate.observe).
+function M.context(req, res, route, gw, route_path)
   local ctx = setmetatable({ req = req, res = res, route = route, gw = gw, id = req.id,
-                             t0 = req.start or now(), policy = M.NO_POLICY,
+                             t0 = req.start or now(), policy = M.NO_POLICY, route_path = route_path,
                              usage = { prompt_tokens = 0, completion_tokens = 0, calls = 0 } }, Ctx)
   context().edge = ctx
+  observe.start(ctx, req)
+  defer(function() observe.finish(ctx) end)
   return ctx
 end
 
@@ -190,11 +195,17 @@ function M.run(chain, ctx, handler)
   ctx.reached = 0
   if chain.nfinally > 0 then defer(function() run_finally(ctx) end) end
   local before = chain.before
+  local start = trace.start
   for i = 1, chain.nbefore do
     local st = before[i]
     ctx.reached = st._pos
+    local sp = start(st.name)
     local r = st:before(ctx)
-    if r then return finish_response(chain, ctx, r) end
+    if r then
+      sp:set("http.response.status_code", r.status or 200):finish()
+      return finish_response(chain, ctx, r)
+    end
+    sp:finish()
   end
   ctx.reached = math.huge
   local res = ctx.res

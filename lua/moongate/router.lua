@@ -54,7 +54,8 @@ end
 --   reason = "timeout" | "connect failed" | "status" | "malformed" | ..., message =,
 --   retry_after = seconds or nil, kind = "retry" | "client" | "committed" }
 -- opts: breaker (moongate.breaker object or nil), max_attempts, backoff, backoff_max,
---   retry_after_max, deadline (absolute), now(), sleep(s), on_attempt(tier, n, fail|nil)
+--   retry_after_max, deadline (absolute), now(), sleep(s), on_attempt(tier, n, fail|nil),
+--   attempt_cap (seconds: no attempt runs longer, whatever its tier's timeout)
 -- info: { tier =, attempts = n, probe = bool }
 -- failure: { status = HTTP status for the client, code =, message =, retry_after =, attempts = n,
 --   fail = the last attempt's failure (for kind == "client": pass the upstream answer on) }
@@ -95,6 +96,8 @@ function M.run(plan, attempt, opts)
       end
       attempts = attempts + 1
       local tier_timeout = tier.timeout or 30
+      -- an enforced step budget for upstream calls cuts an attempt short, so the next tier runs
+      if opts.attempt_cap and opts.attempt_cap < tier_timeout then tier_timeout = opts.attempt_cap end
       local cut = deadline - t <= tier_timeout   -- the deadline, not the tier, bounds this attempt
       local budget = cut and deadline - t or tier_timeout
       local res, fail = attempt(tier, budget, attempts, opts.arg)

@@ -183,7 +183,9 @@ function M.start(cfg, opts)
   if not host then return nil, port end
   local o = limits_of(cfg)
   o.host, o.port, o.reuseport, o.handler, o.req_mt = host, port, opts.reuseport, dispatch, M.request_mt
-  return core.listen(o)
+  local l, lerr = core.listen(o)
+  if l then M.listener = l end   -- this worker's listener, for its gauges (open connections)
+  return l, lerr
 end
 
 --- server.reload(path, listener?) -> true | nil, err: load the config again and re-require the

@@ -4,6 +4,7 @@
 -- effect) and a hard cap on iterations.
 local json = require "moongate.json"
 local moongate = require "moongate"
+local trace = require "moongate.trace"
 
 local M = {}
 
@@ -156,7 +157,12 @@ function M.loop(o)
       -- the key names the call by what it does, not by the model's (random) call id: the same
       -- request retried with the same Idempotency-Key repeats no side effect
       local key = o.key and (o.key .. ":" .. i .. ":" .. fn.name .. ":" .. digest(fn.arguments or "")) or nil
+      local sp = trace.start("execute_tool " .. fn.name, nil, trace.INTERNAL, "tool")
+      sp:set("gen_ai.operation.name", "execute_tool"):set("gen_ai.tool.name", fn.name)
+      if type(c.id) == "string" then sp:set("gen_ai.tool.call.id", c.id) end
       local result, cerr = M.call(by_name[fn.name], fn.arguments, key, o.ctx)
+      if result == nil then sp:fail(cerr) elseif cerr == true then sp:set("moongate.tool.replayed", true) end
+      sp:finish()
       if result == nil then result = assert(json.encode({ error = tostring(cerr) })) end
       messages[#messages + 1] = { role = "tool", tool_call_id = c.id, content = result }
     end

@@ -40,6 +40,10 @@ describe("gateway hot path", function()
     assert.truthy(tonumber(r.headers["x-moongate-overhead-ms"]))
     assert.are.equal("http://127.0.0.1:9/v1/chat/completions", sent.url)
     assert.are.equal('{"model":"m-up","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}', sent.payload)
+    -- the upstream joins the request's trace: the parent is the attempt's span
+    local tp = sent.headers.traceparent
+    assert.truthy(tp and tp:match("^00%-%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%-01$"), tp)
+    sent.headers.traceparent = nil
     assert.are.same({ ["x-trace"] = "t1", ["x-request-id"] = "req-1" }, sent.headers)
   end)
 

@@ -7,6 +7,8 @@ local router = require "moongate.router"
 local errors = require "moongate.gateway.errors"
 local usage = require "moongate.gateway.usage"
 local request = require "moongate.gateway.request"
+local trace = require "moongate.trace"
+local metrics = require "moongate.metrics"
 
 local M = {}
 
@@ -56,6 +58,54 @@ end
 M.policy_for = policy_for
 
 local count_tokens = request.prompt_tokens
+
+local attempts_total = metrics.counter("moongate_upstream_attempts_total",
+  "Calls to upstream providers, by provider, upstream model and outcome (ok, or why it failed).",
+  { "provider", "model", "outcome" })
+local fallbacks_total = metrics.counter("moongate_fallbacks_total",
+  "Requests answered by a tier other than the plan's first (or by the degrade tier), by model alias.", { "model" })
+local retries_total = metrics.counter("moongate_retries_total",
+  "Upstream attempts beyond the first, by model alias.", { "model" })
+
+-- A span per upstream attempt (OpenTelemetry's generative-AI client span), made the parent of the
+-- upstream's own spans through the traceparent header it is sent with.
+local function attempt_span(creq, tier, n, budget, op)
+  local model = tier.model or creq.model
+  local sp = trace.start(op .. " " .. model, nil, trace.CLIENT, "upstream")
+  if sp.noop then return sp end
+  sp:set("gen_ai.operation.name", op):set("gen_ai.provider.name", tier.provider)
+    :set("gen_ai.request.model", model):set("moongate.attempt", n)
+    :set("moongate.timeout_ms", math.floor(budget * 1000 + 0.5))
+  local fh = creq.forward_headers
+  if not fh then fh = {}; creq.forward_headers = fh end
+  fh.traceparent = trace.traceparent(sp)
+  fh.tracestate = sp.tr.state
+  return sp
+end
+
+-- An attempt's end: outcome on its span and in the attempt counter. A stream's span stays open
+-- until the stream ends (keep = true).
+local function attempt_done(sp, tier, model, r, fail, keep)
+  local outcome = "ok"
+  if fail then
+    outcome = fail.status and ("status_" .. fail.status) or (fail.reason or "error"):gsub(" ", "_")
+    if not sp.noop then
+      sp:fail(fail.message or fail.reason)
+      sp:set("error.type", outcome)
+      if fail.status then sp:set("http.response.status_code", fail.status) end
+    end
+  elseif not sp.noop then
+    local u = r.usage
+    if type(u) == "table" then
+      sp:set("gen_ai.usage.input_tokens", tonumber(u.prompt_tokens) or 0)
+      sp:set("gen_ai.usage.output_tokens", tonumber(u.completion_tokens) or 0)
+    end
+    local d = r.doc
+    if type(d) == "table" and type(d.model) == "string" then sp:set("gen_ai.response.model", d.model) end
+  end
+  attempts_total:inc(1, tier.provider, tier.model or model, outcome)
+  if not keep then sp:finish() end
+end
 
 local function ms(seconds) return format("%.3f", seconds * 1000) end
 
@@ -212,10 +262,12 @@ end
 -- result, info, seconds waited upstream | nil, failure, waited
 function M.run_plan(gw, creq, plan, deadline, call)
   local waited = 0
-  local attempt = function(tier, budget)
+  local attempt = function(tier, budget, n)
     local a0 = now()
     local p = gw.providers[tier.provider]
+    local sp = attempt_span(creq, tier, n, budget, call)
     local r, fail = p[call](p, creq, tier, budget)
+    attempt_done(sp, tier, creq.model, r, fail)
     waited = waited + (now() - a0)
     return r, fail
   end
@@ -223,7 +275,7 @@ function M.run_plan(gw, creq, plan, deadline, call)
   local result, info = router.run(plan, attempt, {
     breaker = gw.breaker, max_attempts = rcfg.max_attempts, backoff = rcfg.backoff,
     backoff_max = rcfg.backoff_max, retry_after_max = rcfg.retry_after_max,
-    deadline = deadline, now = now, sleep = sleep,
+    deadline = deadline, now = now, sleep = sleep, attempt_cap = plan.attempt_cap,
   })
   return result, info, waited
 end
@@ -331,6 +383,7 @@ function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
     ["x-moongate-route-version"] = pversion,
     ["x-moongate-overhead-ms"] = ms(now() - t0 - waited),
   }
+  if edge then edge.overhead = now() - t0 - waited end
   if stream then return stream_completion(res, headers, out, client_usage) end
   headers["content-type"] = "application/json"
   return { status = 200, headers = headers, body = assert(json.encode(out)) }
@@ -340,6 +393,7 @@ end
 -- counts as answered only once its first event is here.
 local function attempt_chat(tier, budget, n, st)
   local a0 = now()
+  local sp = attempt_span(st.creq, tier, n, budget, "chat")
   local r, fail = st.gw.providers[tier.provider]:chat(st.creq, tier, budget)
   if r and r.events then
     local data, chunk = first_event(r, budget - (now() - a0))
@@ -348,8 +402,11 @@ local function attempt_chat(tier, budget, n, st)
       r, fail = nil, chunk
     else
       r.first, r.first_chunk = data, chunk
+      sp:event("first token")
     end
   end
+  attempt_done(sp, tier, st.creq.model, r, fail, r and r.events)
+  if r then st.span = sp end
   st.waited = st.waited + (now() - a0)
   return r, fail
 end
@@ -369,6 +426,20 @@ PCTX.__index = function(t, k)
   end
 end
 
+-- The routing decision on the route span: the policy's version, the tiers in order, and why.
+local function route_attrs(sp, pversion, pok, plan, perr)
+  sp:set("moongate.route.version", pversion)
+  if not pok then sp:fail(plan); return end
+  if type(plan) ~= "table" then sp:set("moongate.route.refused", tostring(perr)); return end
+  local tiers = {}
+  for i, t in ipairs(type(plan.tiers) == "table" and plan.tiers or {}) do
+    tiers[i] = tostring(t.provider) .. "/" .. tostring(t.model or "")
+  end
+  sp:set("moongate.route.tiers", tiers)
+  if plan.reason then sp:set("moongate.route.reason", plan.reason) end
+  if plan.triage then sp:set("moongate.route.triage", plan.triage) end
+end
+
 -- handle(gw, req, res) -> response table, or nil after streaming the answer through res
 function M.handle(gw, req, res, tenant)
   local t0 = req.start or now()
@@ -385,7 +456,11 @@ function M.handle(gw, req, res, tenant)
   local policy, pversion = policy_for(gw)
   local rq = { model = name, doc = doc, stream = stream, tenant = tenant, headers = req.headers }
   local pctx = setmetatable({ model = mcfg, config = gw.config, doc = doc, name = name, gw = gw }, PCTX)
+  if mcfg.budgets then trace.budgets(mcfg.budgets) end
+  local rsp = trace.start("route")
   local pok, plan, perr, pstatus, pcode = pcall(policy.plan, rq, pctx)
+  if not rsp.noop then route_attrs(rsp, pversion, pok, plan, perr) end
+  rsp:finish()
   if not pok then
     local log = package.loaded["moongate.log"]
     if log then log.error("routing policy raised", { error = tostring(plan), version = pversion }) end
@@ -397,6 +472,9 @@ function M.handle(gw, req, res, tenant)
   if type(plan) ~= "table" or type(plan.tiers) ~= "table" then
     return errors.response(500, "the routing policy returned no tiers (version " .. tostring(pversion) .. ")", "policy_error")
   end
+
+  local budgets = mcfg.budgets
+  if budgets and budgets.enforce then plan.attempt_cap = plan.attempt_cap or budgets.upstream end
 
   if mcfg.tools then
     return M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
@@ -415,7 +493,7 @@ function M.handle(gw, req, res, tenant)
   local result, info = router.run(plan, attempt_chat, {
     breaker = gw.breaker, max_attempts = rcfg.max_attempts, backoff = rcfg.backoff,
     backoff_max = rcfg.backoff_max, retry_after_max = rcfg.retry_after_max,
-    deadline = deadline, now = now, sleep = sleep, arg = st,
+    deadline = deadline, now = now, sleep = sleep, arg = st, attempt_cap = plan.attempt_cap,
   })
   local waited = st.waited
 
@@ -430,10 +508,16 @@ function M.handle(gw, req, res, tenant)
     if plan.degrade and f.status ~= 400 and gw.degrade_provider then
       local d = gw.degrade_provider
       local a0 = now()
-      local r = d:chat(creq, { provider = d.name }, math.huge)
+      local dtier = { provider = d.name, model = "extractive" }
+      local sp = attempt_span(creq, dtier, f.attempts + 1, 30, "chat")
+      sp:set("moongate.degraded", true)
+      local r, dfail = d:chat(creq, { provider = d.name }, math.huge)
       if r and r.events then r.first, r.first_chunk = first_event(r, 30) end
+      local ok = r and (r.body or r.first)
+      attempt_done(sp, dtier, name, ok and r, not ok and (dfail or { reason = "no answer" }), ok and r.events)
+      if ok and r.events then st.span = sp end
       waited = waited + (now() - a0)
-      if r and (r.body or r.first) then
+      if ok then
         result, tier = r, { provider = d.name, model = "extractive" }
         info = { attempts = f.attempts, tier = tier, degraded = true }
       end
@@ -451,18 +535,24 @@ function M.handle(gw, req, res, tenant)
     ["x-moongate-route-version"] = pversion,
   }
   if info.degraded then headers["x-moongate-degraded"] = "true" end
+  if info.attempts > 1 then retries_total:inc(info.attempts - 1, name) end
+  if info.degraded or tier ~= plan.tiers[1] then fallbacks_total:inc(1, name) end
+  local edge = moongate.context().edge
 
   if not stream then
     usage.record(tier.provider, tier.model or name, result.usage)
     headers["content-type"] = "application/json"
-    headers["x-moongate-overhead-ms"] = ms(now() - t0 - waited)
+    local overhead = now() - t0 - waited
+    headers["x-moongate-overhead-ms"] = ms(overhead)
+    if edge then edge.overhead, edge.response_text = overhead, result.body end
     return { status = 200, headers = headers, body = result.body }
   end
 
   -- Stream: commit. From here on nothing can move to another tier.
   headers["content-type"] = "text/event-stream"
   headers["cache-control"] = "no-cache"
-  headers["x-moongate-overhead-ms"] = ms(now() - t0 - waited)
+  local overhead = now() - t0 - waited
+  headers["x-moongate-overhead-ms"] = ms(overhead)
   res:start(200, headers)
   local events = result.events
   local idle = gw.idle_timeout
@@ -479,6 +569,8 @@ function M.handle(gw, req, res, tenant)
     end
   end
   local seen, nseen, got_usage = {}, 0, false   -- the events, for counting usage if upstream sends none
+  if edge then edge.overhead, edge.response_text = overhead, seen end
+  local sp = st.span or trace.NOOP              -- the answering attempt's span, open until the end
   while true do
     local relay = true
     nseen = nseen + 1
@@ -541,10 +633,16 @@ function M.handle(gw, req, res, tenant)
   end
   if done then
     res:write("data: [DONE]\n\n")
+    local e = edge and edge.usage
+    if e and e.calls > 0 then
+      sp:set("gen_ai.usage.input_tokens", e.prompt_tokens):set("gen_ai.usage.output_tokens", e.completion_tokens)
+    end
   else
     gw.breaker:failure(tier.provider, false)
     res:write("data: " .. errors.body(502, failure, "upstream_error") .. "\n\n")
+    sp:fail(failure)
   end
+  sp:finish()
   res:finish()
   return nil
 end

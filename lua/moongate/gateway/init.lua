@@ -33,7 +33,26 @@ function M.default_config()
   }
 end
 
+--- gateway.check_budgets(t) -> true | nil, err: step latency budgets, seconds per step name, and
+--- enforce = true to cut upstream attempts at the `upstream` budget.
+function M.check_budgets(t)
+  if type(t) ~= "table" then return nil, "budgets must be a table of seconds per step" end
+  for k, v in pairs(t) do
+    if k == "enforce" then
+      if type(v) ~= "boolean" then return nil, "budgets.enforce must be true or false" end
+    elseif type(k) ~= "string" or type(v) ~= "number" or v <= 0 then
+      return nil, "budgets." .. tostring(k) .. " must be a number of seconds > 0"
+    end
+  end
+  if t.enforce and not t.upstream then return nil, "budgets.enforce needs an upstream budget to enforce" end
+  return true
+end
+
 local function check_config(cfg)
+  if cfg.budgets ~= nil then
+    local ok, err = M.check_budgets(cfg.budgets)
+    if not ok then return nil, "config: " .. err end
+  end
   if type(cfg.providers) ~= "table" then return nil, "config: providers must be a table" end
   if type(cfg.models) ~= "table" then return nil, "config: models must be a table" end
   for name, p in pairs(cfg.providers) do
@@ -58,6 +77,10 @@ local function check_config(cfg)
       for _, t in ipairs(m.tools) do
         if type(t) ~= "string" then return nil, "config: model " .. name .. ": tools must be a list of plugin names" end
       end
+    end
+    if m.budgets ~= nil then
+      local ok, err = M.check_budgets(m.budgets)
+      if not ok then return nil, "config: model " .. name .. ": " .. err end
     end
     for i, tier in ipairs(m.easy_route or {}) do
       if type(tier) ~= "table" or not cfg.providers[tier.provider] then

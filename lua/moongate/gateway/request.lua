@@ -9,7 +9,10 @@ local M = {}
 --- body already (req.doc, kept in step with req.body when a stage changed it).
 function M.decode(req)
   local doc, jerr = rawget(req, "doc"), nil
-  if doc == nil then doc, jerr = json.decode(req.body) end
+  if doc == nil then
+    doc, jerr = json.decode(req.body)
+    if type(doc) == "table" then req.doc = doc end
+  end
   if type(doc) ~= "table" or json.is_array(doc) then
     return nil, errors.response(400, "the request body must be a JSON object" ..
       (jerr and (": " .. jerr) or ""), "invalid_json")

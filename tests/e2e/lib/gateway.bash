@@ -7,6 +7,7 @@ command -v curl >/dev/null || { echo "skip: no curl"; exit 77; }
 command -v python3 >/dev/null || { echo "skip: no python3"; exit 77; }
 
 GW_TMP=$(mktemp -d /tmp/moongate-gw-XXXXXX)
+export MOONGATE_TRACES=$GW_TMP/traces.db   # each test its own trace store
 GW_PIDS=()
 GW_FAILED=0
 gw_cleanup() {

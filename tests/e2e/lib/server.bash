@@ -5,6 +5,7 @@ set -u
 : "${MOONGATE_HOME:?}"
 E2E_DIR="$MOONGATE_HOME/tests/e2e"
 WORK=$(mktemp -d /tmp/mg-e2e.XXXXXX)
+export MOONGATE_TRACES=$WORK/traces.db   # each test its own trace store
 SERVER_PID=
 FAILED=0
 

@@ -1,0 +1,128 @@
+-- moongate.observe: what every request through the edge reports when it ends — its root span's
+-- attributes (HTTP and generative-AI semantic conventions, plus moongate's own), the trace handed
+-- to the store and exporter, and the request metrics.
+local trace = require "moongate.trace"
+local metrics = require "moongate.metrics"
+
+local M = {}
+
+local now = require("moongate").now
+
+local requests = metrics.counter("moongate_requests_total",
+  "Requests answered, by route, tenant, model alias, provider that answered and HTTP status.",
+  { "route", "tenant", "model", "provider", "status" })
+local duration = metrics.histogram("moongate_request_duration_seconds",
+  "Time from the request's first byte to its last response byte, by route and model alias.", { "route", "model" })
+local tokens = metrics.counter("moongate_tokens_total",
+  "Tokens used, by tenant, upstream model and direction (input, output).", { "tenant", "model", "direction" })
+local cost = metrics.counter("moongate_cost_total",
+  "Spend from the config's price table (its currency units), by tenant and upstream model.", { "tenant", "model" })
+
+local PRICE_UNIT = 1e6   -- prices are per million tokens
+
+local function price_of(prices, a, b)
+  return prices and (prices[a] or prices[b] or prices["*"])
+end
+
+-- Routes that read the telemetry itself: counted, not traced (a scrape every 15 s would bury
+-- the requests worth reading in the trace store).
+local UNTRACED = { metrics = true, traces = true, trace = true }
+
+--- observe.start(ctx): the request's root span, named as HTTP servers name theirs.
+function M.start(ctx, req)
+  if UNTRACED[ctx.route] then ctx.span = trace.NOOP; return trace.NOOP end
+  local root = trace.request(req, req.method .. " " .. (ctx.route_path or req.path))
+  ctx.span = root
+  local b = ctx.gw and ctx.gw.config.budgets
+  if b and not root.noop then root.tr.budgets = b end
+  return root
+end
+
+-- The model the client asked for, and the config entry that served it (the metrics' label: a
+-- catch-all "*" entry takes any name, and a label per client-chosen name would be unbounded).
+local function model_of(ctx)
+  local d = rawget(ctx.req, "doc")
+  local m = type(d) == "table" and d.model
+  if type(m) ~= "string" then return nil, "" end
+  local models = ctx.gw and ctx.gw.models
+  return m, (models and models[m] == nil and models["*"] ~= nil) and "*" or m
+end
+
+--- observe.finish(ctx): called once the request's task ends (the response is sent or cut).
+function M.finish(ctx)
+  local root = ctx.span
+  local req = ctx.req
+  local status = ctx.res.status or ctx.status or 499   -- no status sent: the client left first
+  local alias, label = model_of(ctx)
+  local u = ctx.usage
+  local tenant = ctx.tenant
+  local provider, upstream = ctx.provider, ctx.model
+  local tin, tout = u.prompt_tokens, u.completion_tokens
+  local spent
+  if u.calls > 0 then
+    local p = price_of(ctx.gw and ctx.gw.config.prices, upstream, alias)
+    if p then spent = ((p.input or 0) * tin + (p.output or 0) * tout) / PRICE_UNIT end
+  end
+  local route = ctx.route
+  local t = tenant or "-"
+  requests:inc(1, route, t, label, provider or "", status)
+  duration:observe(now() - ctx.t0, route, label)
+  if u.calls > 0 then
+    tokens:inc(tin, t, upstream or "", "input")
+    tokens:inc(tout, t, upstream or "", "output")
+    if spent then cost:inc(spent, t, upstream or "") end
+  end
+  if root.noop then return end
+  local budgets = root.tr.budgets
+  local ob = budgets and budgets.overhead
+  if ob and ctx.overhead and ctx.overhead > ob then trace.overrun(root, "overhead", ctx.overhead, ob) end
+
+  local a = root.attrs or {}
+  root.attrs = a
+  a["http.request.method"] = req.method
+  a["url.path"] = req.path
+  a["http.route"] = ctx.route_path
+  a["http.response.status_code"] = status
+  a["moongate.request_id"] = ctx.id
+  a["moongate.route"] = route
+  local remote = req.remote
+  if remote then
+    local host, port = remote:match("^%[?(.-)%]?:(%d+)$")
+    a["client.address"] = host or remote
+    if port then a["client.port"] = tonumber(port) end
+  end
+  local ua = req.headers["user-agent"]
+  if ua then a["user_agent.original"] = ua end
+  if tenant then a["moongate.tenant"] = tenant end
+  if alias then a["gen_ai.request.model"] = alias end
+  if upstream then a["gen_ai.response.model"] = upstream end
+  if provider then a["gen_ai.provider.name"] = provider end
+  if u.calls > 0 then
+    a["gen_ai.usage.input_tokens"] = tin
+    a["gen_ai.usage.output_tokens"] = tout
+    if spent then a["moongate.cost"] = spent end
+  end
+  if ctx.redactions and ctx.redactions > 0 then a["moongate.redactions"] = ctx.redactions end
+  if ctx.refused then a["moongate.safety.refused"] = ctx.refused end
+  local flags = rawget(ctx, "flags")
+  if type(flags) == "table" then
+    local on = {}
+    for name, v in pairs(flags) do if v then on[#on + 1] = name end end
+    table.sort(on)
+    a["moongate.flags"] = on
+  end
+  if status >= 500 and not root.status then root:fail("HTTP " .. status) end
+
+  local policy = ctx.policy or {}
+  local info = {
+    request_id = ctx.id, route = route, tenant = tenant, model = alias, status = status,
+    upstream = provider and (provider .. "/" .. (upstream or "")) or nil,
+    tokens_in = u.calls > 0 and tin or nil, tokens_out = u.calls > 0 and tout or nil, cost = spent,
+    prompt = route == "chat" and req.body or nil, response = ctx.response_text,
+    raw = policy.log_raw == true,
+    keep = status >= 500,   -- a failed request is stored even when its trace was not sampled
+  }
+  trace.finish_request(root, info)
+end
+
+return M

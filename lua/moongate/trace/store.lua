@@ -1,0 +1,135 @@
+-- moongate.trace.store: the traces of recent requests in sqlite, so the embedded default needs no
+-- collector: one row per request (its summary, its step timings, its spans as OTLP JSON), kept
+-- for a retention period and up to a row count.
+local sqlite = require "moongate.sqlite"
+local ffi = require "ffi"
+
+pcall(ffi.cdef, "int chmod(const char *path, unsigned int mode);")
+
+local M = {}
+local Store = {}
+Store.__index = Store
+
+local SCHEMA = [[
+CREATE TABLE IF NOT EXISTS traces (
+  request_id  TEXT PRIMARY KEY,
+  trace_id    TEXT NOT NULL,
+  start       REAL NOT NULL,          -- Unix seconds
+  duration_ms REAL NOT NULL,
+  route       TEXT,
+  tenant      TEXT,
+  model       TEXT,                   -- the model the client asked for
+  upstream    TEXT,                   -- provider/model that answered
+  status      INTEGER,
+  error       TEXT,
+  tokens_in   INTEGER,
+  tokens_out  INTEGER,
+  cost        REAL,
+  steps       TEXT,                   -- "step=ms;step=ms;..." for `moongate stats`
+  spans       TEXT NOT NULL,          -- JSON array of OTLP spans
+  raw         TEXT                    -- JSON {prompt, response} for tenants whose policy keeps text
+);
+CREATE INDEX IF NOT EXISTS traces_start ON traces(start);
+CREATE INDEX IF NOT EXISTS traces_trace ON traces(trace_id);
+]]
+
+local COLUMNS = { "request_id", "trace_id", "start", "duration_ms", "route", "tenant", "model", "upstream",
+  "status", "error", "tokens_in", "tokens_out", "cost", "steps", "spans", "raw" }
+
+--- store.default_path() -> where traces go when the config says nothing: $MOONGATE_TRACES, else
+--- moongate-traces.db (next to the config, or in the working directory without one).
+function M.default_path()
+  return os.getenv("MOONGATE_TRACES") or "moongate-traces.db"
+end
+
+--- store.open(path, opts?) -> store | nil, err   (opts.readonly)
+function M.open(path, opts)
+  opts = opts or {}
+  local db, err = sqlite.open(path, { readonly = opts.readonly, busy_timeout = 2 })
+  if not db then return nil, "trace store " .. path .. ": " .. tostring(err) end
+  if not opts.readonly then
+    local ok, serr = db:exec(SCHEMA)
+    if not ok then db:close(); return nil, "trace store " .. path .. ": " .. tostring(serr) end
+    -- it may hold prompts (tenants with log_raw): readable by its owner only
+    for _, suffix in ipairs{ "", "-wal", "-shm" } do ffi.C.chmod(path .. suffix, tonumber("600", 8)) end
+  end
+  return setmetatable({ db = db, path = path }, Store)
+end
+
+--- store:insert(rows): rows are tables keyed by column name, written in one transaction.
+function Store:insert(rows)
+  if #rows == 0 then return true end
+  local db = self.db
+  if not self.ins then
+    local marks = {}
+    for i = 1, #COLUMNS do marks[i] = "?" end
+    self.ins = assert(db:prepare("INSERT OR REPLACE INTO traces (" .. table.concat(COLUMNS, ",") ..
+      ") VALUES (" .. table.concat(marks, ",") .. ")"))
+  end
+  local st = self.ins
+  return db:transaction(function()
+    local args = {}
+    for _, r in ipairs(rows) do
+      for i = 1, #COLUMNS do args[i] = r[COLUMNS[i]] end
+      st:bind(unpack(args, 1, #COLUMNS))
+      st:step()
+      st:reset()
+    end
+    return true
+  end)
+end
+
+--- store:prune(retention seconds, max rows): drop what is older or beyond the count.
+function Store:prune(retention, max_rows)
+  local db = self.db
+  if retention then db:query("DELETE FROM traces WHERE start < ?", os.time() - retention) end
+  if max_rows then
+    db:query("DELETE FROM traces WHERE start < (SELECT start FROM traces ORDER BY start DESC LIMIT 1 OFFSET ?)",
+      max_rows - 1)
+  end
+end
+
+--- store:list{since =, tenant =, errors =, slow = ms, limit =} -> rows, newest first
+function Store:list(o)
+  local where, args = { "start >= ?" }, { o.since or 0 }
+  if o.tenant then where[#where + 1] = "tenant = ?"; args[#args + 1] = o.tenant end
+  if o.errors then where[#where + 1] = "(status >= 400 OR error IS NOT NULL)" end
+  if o.slow then where[#where + 1] = "duration_ms >= ?"; args[#args + 1] = o.slow end
+  args[#args + 1] = o.limit or 50
+  local order = o.slow and "duration_ms DESC" or "start DESC"
+  return self.db:query("SELECT request_id, trace_id, start, duration_ms, route, tenant, model, upstream, status, " ..
+    "error, tokens_in, tokens_out, cost FROM traces WHERE " .. table.concat(where, " AND ") ..
+    " ORDER BY " .. order .. " LIMIT ?", unpack(args))
+end
+
+--- store:get(id) -> the row for a request id (or trace id, or a unique prefix of either) | nil
+function Store:get(id)
+  local rows = self.db:query("SELECT * FROM traces WHERE request_id = ? OR trace_id = ? LIMIT 1", id, id)
+  if rows[1] then return rows[1] end
+  rows = self.db:query("SELECT * FROM traces WHERE request_id LIKE ? OR trace_id LIKE ? LIMIT 2", id .. "%", id .. "%")
+  if #rows == 1 then return rows[1] end
+  return nil, #rows > 1 and "more than one trace starts with " .. id or "no trace " .. id
+end
+
+--- store:timings(since) -> { steps = { [step] = {ms...} }, models = { [model] = {ms...} } }
+function Store:timings(since)
+  local steps, models = {}, {}
+  for _, r in ipairs(self.db:query("SELECT model, upstream, duration_ms, steps FROM traces WHERE start >= ?", since)) do
+    local m = r.upstream or r.model
+    if m then
+      local l = models[m]
+      if not l then l = {}; models[m] = l end
+      l[#l + 1] = r.duration_ms
+    end
+    for step, ms in (r.steps or ""):gmatch("([^=;]+)=([^;]+)") do
+      local l = steps[step]
+      if not l then l = {}; steps[step] = l end
+      l[#l + 1] = tonumber(ms)
+    end
+  end
+  return { steps = steps, models = models }
+end
+
+function Store:close() self.db:close() end
+
+return M
