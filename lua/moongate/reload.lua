@@ -3,6 +3,7 @@
 -- and swapped in only if all of that succeeds. Requests keep the module they were given.
 local watch = require "moongate._watch"
 local sched = require "moongate._sched"
+local metrics = require "moongate.metrics"
 
 local M = {}
 
@@ -11,6 +12,10 @@ local dirs = {}         -- wd -> folder
 local watched = {}      -- folder -> true
 local watcher, watcher_task
 M.stats = { loads = 0, reloads = 0, failures = 0 }
+local reloads = metrics.counter("moongate_reloads_total",
+  "Hot reloads by unit (a pipeline, plugin, routing policy or flags file; \"config\" for SIGHUP) and result.",
+  { "unit", "result" })
+M.counter = reloads
 
 local function log(level, msg, fields)
   local ok, l = pcall(require, "moongate.log")
@@ -63,6 +68,7 @@ local function refresh(path)
   local mod, berr = build(path, src, u.validate)
   if not mod then
     M.stats.failures = M.stats.failures + 1
+    reloads:inc(1, path, "failed")
     u.last_error, u.failed_version = berr, version
     log("error", "reload failed, old version kept", { unit = path, version = u.version, error = berr })
     return
@@ -70,6 +76,7 @@ local function refresh(path)
   local old = u.version
   u.mod, u.version, u.last_error, u.failed_version = mod, version, nil, nil
   M.stats.reloads = M.stats.reloads + 1
+  reloads:inc(1, path, "ok")
   log("info", "reloaded", { unit = path, version = version, previous = old })
 end
 

@@ -105,6 +105,7 @@ return function(args)
   process.on_signal("INT", drain)
   process.on_signal("HUP", function()
     local rok, rerr = server.reload(o.config, listener)
+    require("moongate.reload").counter:inc(1, "config", rok and "ok" or "failed")
     if rok then
       log.info("reloaded", { config = o.config })
     else
@@ -113,6 +114,8 @@ return function(args)
   end)
 
   listener:wait()
+  -- spans of the last requests: to the store and collector, bounded so a dead collector cannot hold the exit
+  require("moongate.trace.export").shutdown(math.min(config.get().grace or 5, 5))
   log.info("stopped", { requests = listener:stats().requests })
   return 0
 end

@@ -4,6 +4,7 @@
 -- Counters are exact across workers (shared memory): moongate.quota.
 local errors = require "moongate.gateway.errors"
 local request = require "moongate.gateway.request"
+local metrics = require "moongate.metrics"
 
 local M = {}
 local Stage = {}
@@ -50,9 +51,12 @@ local function ratelimit_headers(ctx, kind, limit, remaining, reset)
   ctx:header("x-ratelimit-reset-" .. kind, duration(reset))
 end
 
-local function too_many(ctx, msg, code, reset)
-  local r = errors.response(429, msg, code, { ["retry-after"] = tostring(math.max(1, ceil(reset))) })
-  return r
+local rejections = metrics.counter("moongate_quota_rejections_total",
+  "Requests refused with 429 by a tenant's quota, by the limit that refused them.", { "tenant", "limit" })
+
+local function too_many(ctx, limit, msg, code, reset)
+  rejections:inc(1, ctx.tenant or "-", limit)
+  return errors.response(429, msg, code, { ["retry-after"] = tostring(math.max(1, ceil(reset))) })
 end
 
 local function unavailable()
@@ -158,14 +162,14 @@ function Stage:before(ctx)
     if ok == nil then return unavailable() end
     ratelimit_headers(ctx, "requests", limits.rpm, rem, reset)
     if not ok then
-      return too_many(ctx, format("rate limit reached for requests: %d per minute", limits.rpm), "rate_limit_exceeded", reset)
+      return too_many(ctx, "rpm", format("rate limit reached for requests: %d per minute", limits.rpm), "rate_limit_exceeded", reset)
     end
   end
   if limits.concurrent then
     local ok = q:acquire("c:" .. t, limits.concurrent)
     if ok == nil then return unavailable() end
     if not ok then
-      return too_many(ctx, format("too many concurrent requests: the limit is %d", limits.concurrent),
+      return too_many(ctx, "concurrent", format("too many concurrent requests: the limit is %d", limits.concurrent),
         "concurrency_limit_exceeded", 1)
     end
     st.slot = "c:" .. t
@@ -192,7 +196,7 @@ function Stage:before(ctx)
       if used == nil then return unavailable() end
       if used >= lim then
         ratelimit_headers(ctx, "tokens", lim, 0, reset)
-        return too_many(ctx, format("rate limit reached for output tokens: %d per %s", lim,
+        return too_many(ctx, w[1], format("rate limit reached for output tokens: %d per %s", lim,
           w[3] == MIN and "minute" or "day"), "rate_limit_exceeded", reset)
       end
     end
@@ -205,7 +209,7 @@ function Stage:before(ctx)
       if ok == nil then return unavailable() end
       if w[3] == MIN then ratelimit_headers(ctx, "tokens", lim, rem, reset) end
       if not ok then
-        return too_many(ctx, format("rate limit reached for tokens: %d per %s, this request needs %d", lim,
+        return too_many(ctx, w[1], format("rate limit reached for tokens: %d per %s, this request needs %d", lim,
           w[3] == MIN and "minute" or "day", n), "rate_limit_exceeded", reset)
       end
       st[w[2]] = true
@@ -223,7 +227,7 @@ function Stage:before(ctx)
         local ok, _, reset = q:take(w[2], cost, floor(lim * MICRO + 0.5), w[3])
         if ok == nil then return unavailable() end
         if not ok then
-          return too_many(ctx, format("this tenant's %s budget of %s is spent", w[1] == "spend_per_day" and "daily" or "monthly",
+          return too_many(ctx, w[1], format("this tenant's %s budget of %s is spent", w[1] == "spend_per_day" and "daily" or "monthly",
             tostring(lim)), "insufficient_quota", w[4] or reset)
         end
         st[w[1]] = w[2]
