@@ -276,13 +276,14 @@ function M.configure(t, config)
   if type(t) ~= "table" then return nil, "trace must be a table or false" end
   local known = { enabled = true, sample = true, queue = true, max_spans = true, service = true,
                   store = true, retention = true, max_traces = true, otlp = true, interval = true,
-                  batch = true, raw = true }
+                  batch = true, raw = true, store_rate = true, export_queue = true }
   for k in pairs(t) do
     if not known[k] then return nil, "trace: unknown setting '" .. tostring(k) .. "'" end
   end
   local sample = t.sample == nil and 1 or t.sample
   if type(sample) ~= "number" or sample < 0 or sample > 1 then return nil, "trace.sample must be between 0 and 1" end
-  for _, k in ipairs{ "queue", "max_spans", "retention", "max_traces", "interval", "batch" } do
+  for _, k in ipairs{ "queue", "max_spans", "retention", "max_traces", "interval", "batch", "store_rate",
+                     "export_queue" } do
     local v = t[k]
     if v ~= nil and (type(v) ~= "number" or v <= 0) then return nil, "trace." .. k .. " must be a number > 0" end
   end

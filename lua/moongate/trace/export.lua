@@ -1,11 +1,14 @@
 -- moongate.trace.export: the worker's background task that takes finished traces from
--- moongate.trace's queue, draws their ids, encodes them once as OTLP JSON, writes them to the
--- trace store and posts them to the collector.
+-- moongate.trace's queue, draws their ids, encodes them once as OTLP JSON, writes some of them to
+-- the trace store and posts the sampled ones to the collector.
 --
--- One export is in flight at a time; a batch that finds the collector still busy (slow) is
--- dropped and counted, as is a batch the collector refuses or cannot take. The store is written
--- in small transactions with a yield between batches, so the requests being served wait for one
--- batch at most.
+-- Like OpenTelemetry's batch span processor: encoded spans wait in a bounded buffer while one
+-- export is in flight, the next export takes everything that waited, and spans that find the
+-- buffer full (the collector is slow or down) are dropped and counted. The store keeps up to
+-- store_rate traces a second per worker (and as many failed requests again), so writing it never
+-- costs more than a small, fixed share of the worker. Work is done in small batches with a yield
+-- between them, so the requests being served wait for one batch at most.
+local buffer = require "string.buffer"
 local moongate = require "moongate"
 local json = require "moongate.json"
 local metrics = require "moongate.metrics"
@@ -13,11 +16,13 @@ local otlp = require "moongate.trace.otlp"
 
 local M = {}
 
-local concat, format = table.concat, string.format
+local format, concat, min = string.format, table.concat, math.min
 
 local C = {
-  interval = 1,          -- seconds between two looks at the queue
-  batch = 128,           -- traces per store transaction and per export
+  interval = 0.1,        -- seconds between two looks at the queue
+  batch = 32,            -- traces encoded between two yields, and per store transaction
+  store_rate = 100,      -- traces stored per second (and as many failed requests again)
+  export_queue = 8192,   -- encoded spans waiting for the collector; more are dropped
   retention = 7 * 86400, -- seconds a stored trace is kept
   max_traces = 100000,   -- rows kept in the store
   store = nil,           -- path, or false for none
@@ -57,7 +62,8 @@ function M.configure(t, config)
   end
   if path == nil then path = require("moongate.trace.store").default_path() end
   if path and path:sub(1, 1) ~= "/" and config and config.dir then path = config.dir .. "/" .. path end
-  C.interval, C.batch = t.interval or 1, t.batch or 128
+  C.interval, C.batch = t.interval or 0.1, t.batch or 32
+  C.store_rate, C.export_queue = t.store_rate or 100, t.export_queue or 8192
   C.retention, C.max_traces = t.retention or 7 * 86400, t.max_traces or 100000
   C.otlp, C.store, C.raw = o, path, t.raw
   if path ~= store_path then
@@ -71,7 +77,20 @@ function M.configure(t, config)
   return true
 end
 
--- ---- one trace -> one store row and its OTLP spans -------------------------------------------
+-- ---- which traces the store keeps: a token bucket per kind, refilled at store_rate a second ----
+
+local buckets = { ok = { n = 0, t = 0 }, failed = { n = 0, t = 0 } }
+local function store_takes(failed)
+  local b = buckets[failed and "failed" or "ok"]
+  local t, rate = moongate.now(), C.store_rate
+  b.n = min(rate, b.n + (t - b.t) * rate)
+  b.t = t
+  if b.n < 1 then return false end
+  b.n = b.n - 1
+  return true
+end
+
+-- ---- one trace -> its OTLP spans, and its store row when kept ---------------------------------
 
 local sha256_hex
 local function hash(s)
@@ -80,35 +99,53 @@ local function hash(s)
   return sha256_hex(s)
 end
 
-local function encode(tr)
+local sbuf = buffer.new()
+
+-- The trace's spans, comma-separated OTLP span objects, into buffer b.
+local function put_spans(b, tr)
   local root, tid = tr[1], tr.id
-  root.sid = root.sid or require("moongate.trace").span_id()
+  local trace = require "moongate.trace"
+  if not root.sid then trace.id_of(root) end
   local info = tr.info or {}
   -- prompt and response are kept as hashes; text only where the tenant's policy says so
-  if info.prompt then root.attrs = root.attrs or {}; root.attrs["moongate.prompt.sha256"] = hash(info.prompt) end
-  if info.response then root.attrs = root.attrs or {}; root.attrs["moongate.response.sha256"] = hash(info.response) end
-  local spans, steps = {}, {}
-  local trace = require "moongate.trace"
+  if info.prompt or info.response then
+    local a = root.attrs or {}
+    root.attrs = a
+    a["moongate.prompt.sha256"], a["moongate.response.sha256"] = hash(info.prompt), hash(info.response)
+  end
+  root.state = tr.state
   for i = 1, tr.n do
     local sp = tr[i]
     if not sp.sid then trace.id_of(sp) end
-    local parent = sp.parent and sp.parent.sid or (i == 1 and tr.remote_parent) or nil
-    if i == 1 then sp.state = tr.state end
-    spans[i] = otlp.span(sp, tid, parent)
+    if i > 1 then b:put(",") end
+    otlp.put_span(b, sp, tid, sp.parent and sp.parent.sid or (i == 1 and tr.remote_parent) or nil)
+  end
+end
+
+-- The trace's store row, its spans as a JSON array.
+local function row_of(tr)
+  local root, tid = tr[1], tr.id
+  local info = tr.info or {}
+  sbuf:reset()
+  sbuf:put("[")
+  put_spans(sbuf, tr)
+  sbuf:put("]")
+  local steps = {}
+  for i = 1, tr.n do
+    local sp = tr[i]
     if sp.step then steps[#steps + 1] = format("%s=%.3f", sp.step, (sp.t1 - sp.t0) * 1000) end
   end
   local raw
   if info.raw and (info.prompt or info.response) then
     raw = json.encode({ prompt = info.prompt, response = info.response })
   end
-  local row = {
+  return {
     request_id = info.request_id or tid, trace_id = tid, start = root.t0,
     duration_ms = (root.t1 - root.t0) * 1000, route = info.route, tenant = info.tenant,
     model = info.model, upstream = info.upstream, status = info.status, error = root.status == "error" and root.msg or nil,
     tokens_in = info.tokens_in, tokens_out = info.tokens_out, cost = info.cost,
-    steps = concat(steps, ";"), raw = raw,
+    steps = concat(steps, ";"), raw = raw, spans = sbuf:tostring(),
   }
-  return row, spans
 end
 
 -- ---- the collector ---------------------------------------------------------------------------
@@ -118,6 +155,45 @@ local function resource()
   return { ["service.name"] = require("moongate.trace").settings.service,
            ["service.version"] = moongate.version, ["process.pid"] = process.pid(),
            ["telemetry.sdk.name"] = "moongate", ["telemetry.sdk.language"] = "lua" }
+end
+
+-- Encoded spans waiting for the collector, in chunks of about CHUNK bytes: one export posts one
+-- chunk, so no request waits behind building (or collecting the garbage of) a huge body.
+local CHUNK = 256 * 1024
+local chunks, chunk_spans, pending_spans = { buffer.new() }, { 0 }, 0
+
+-- the chunk the next trace's spans go into, a comma written when it has some already
+local function open_chunk()
+  local i = #chunks
+  if #chunks[i] > CHUNK then
+    i = i + 1
+    chunks[i], chunk_spans[i] = buffer.new(), 0
+  end
+  local b = chunks[i]
+  if #b > 0 then b:put(",") end
+  return b, i
+end
+
+-- Queue a trace's spans for the collector: encoded straight into the chunk, or its store row's
+-- text when it has one.
+local function pend(tr, row)
+  local b, i = open_chunk()
+  if row then b:put(row.spans:sub(2, -2)) else put_spans(b, tr) end
+  chunk_spans[i] = chunk_spans[i] + tr.n
+  pending_spans = pending_spans + tr.n
+end
+
+-- the oldest chunk's text and span count, removed from the queue
+local function next_chunk()
+  local b, n = chunks[1], chunk_spans[1]
+  local text = b:tostring()
+  if #chunks > 1 then
+    table.remove(chunks, 1); table.remove(chunk_spans, 1)
+  else
+    b:reset(); chunk_spans[1] = 0
+  end
+  pending_spans = pending_spans - n
+  return text, n
 end
 
 local function post(body, nspans)
@@ -134,6 +210,20 @@ local function post(body, nspans)
   end
 end
 
+-- One export in flight; when it is done, the next takes everything that waited meanwhile.
+local function send()
+  if in_flight or pending_spans == 0 then return end
+  in_flight = true
+  moongate.spawn(function()
+    while pending_spans > 0 do
+      local text, n = next_chunk()
+      local ok, err = pcall(post, otlp.request(resource(), text, moongate.version), n)
+      if not ok then warn("trace export failed", err) end
+    end
+    in_flight = false
+  end)
+end
+
 -- ---- the loop --------------------------------------------------------------------------------
 
 local function open_store()
@@ -148,51 +238,46 @@ local function open_store()
   return store
 end
 
---- export.drain(): store and export everything queued now (the loop's work; shutdown)
+--- export.drain(): encode, store and hand to the exporter everything queued now (the loop's
+--- work; shutdown)
 function M.drain()
   local trace = require "moongate.trace"
+  local s = open_store()
   while true do
     local batch = trace.take(C.batch)
     if #batch == 0 then break end
-    local rows, texts, nspans = {}, {}, 0
+    local rows = {}
     for i = 1, #batch do
       local tr = batch[i]
-      local ok, row, sp = pcall(encode, tr)
-      local text = ok and json.encode(json.array(sp))
-      if text then
-        row.spans = text
-        rows[#rows + 1] = row
-        if tr.sampled then texts[#texts + 1] = text:sub(2, -2); nspans = nspans + #sp end
-      else
-        warn("trace encoding failed", row)
+      local info = tr.info
+      local keep = s ~= nil and store_takes(info and info.keep)
+      local export = C.otlp and tr.sampled
+      local row
+      if keep then
+        local ok, r = pcall(row_of, tr)
+        if ok then row = r; rows[#rows + 1] = r else warn("trace encoding failed", r) end
+      end
+      if export then
+        if pending_spans + tr.n > C.export_queue then
+          trace.dropped:inc(tr.n, "exporter_busy")
+        else
+          local ok, err = pcall(pend, tr, row)
+          if not ok then warn("trace encoding failed", err) end
+        end
       end
     end
-    local s = open_store()
-    if s then
+    if #rows > 0 then
       local ok, err = pcall(s.insert, s, rows)
       if ok and err then stored:inc(#rows) else warn("trace store write failed", err) end
     end
-    if C.otlp and nspans > 0 then
-      if in_flight then
-        trace.dropped:inc(nspans, "exporter_busy")
-      else
-        -- the spans were encoded once, for the store; the request wraps the same text
-        local head = json.encode(otlp.request(resource(), {}, moongate.version))
-        local body = head:gsub('"spans":%[%]', function() return '"spans":[' .. concat(texts, ",") .. "]" end, 1)
-        in_flight = true
-        moongate.spawn(function()
-          local ok, err = pcall(post, body, nspans)
-          in_flight = false
-          if not ok then warn("trace export failed", err) end
-        end)
-      end
-    end
+    send()
     moongate.yield()
   end
   local t = moongate.now()
   if store and t - last_prune > 60 then
     last_prune = t
-    pcall(store.prune, store, C.retention, C.max_traces)
+    local ok, err = pcall(store.prune, store, C.retention, C.max_traces, moongate.yield)
+    if not ok then warn("trace store prune failed", err) end
   end
 end
 
@@ -204,7 +289,7 @@ function M.loop()
   end
 end
 
---- export.shutdown(timeout): a last drain, and a wait for the export in flight (serve's exit)
+--- export.shutdown(timeout): a last drain, and a wait for the exports in flight (serve's exit)
 function M.shutdown(timeout)
   pcall(M.drain)
   local t_end = moongate.now() + (timeout or 2)

@@ -48,7 +48,9 @@ function M.open(path, opts)
   local db, err = sqlite.open(path, { readonly = opts.readonly, busy_timeout = 2 })
   if not db then return nil, "trace store " .. path .. ": " .. tostring(err) end
   if not opts.readonly then
-    local ok, serr = db:exec(SCHEMA)
+    -- traces are diagnostics: no fsync on commit or checkpoint (a power cut may lose the last
+    -- few), so writing them never stalls the worker that serves requests
+    local ok, serr = db:exec("PRAGMA synchronous=OFF;" .. SCHEMA)
     if not ok then db:close(); return nil, "trace store " .. path .. ": " .. tostring(serr) end
     -- it may hold prompts (tenants with log_raw): readable by its owner only
     for _, suffix in ipairs{ "", "-wal", "-shm" } do ffi.C.chmod(path .. suffix, tonumber("600", 8)) end
@@ -79,14 +81,20 @@ function Store:insert(rows)
   end)
 end
 
---- store:prune(retention seconds, max rows): drop what is older or beyond the count.
-function Store:prune(retention, max_rows)
+--- store:prune(retention seconds, max rows, pause?): drop what is older or beyond the count, 500
+--- rows per statement with pause() between them (the exporter yields there, so serving goes on).
+function Store:prune(retention, max_rows, pause)
   local db = self.db
-  if retention then db:query("DELETE FROM traces WHERE start < ?", os.time() - retention) end
+  local cutoff = retention and os.time() - retention or 0
   if max_rows then
-    db:query("DELETE FROM traces WHERE start < (SELECT start FROM traces ORDER BY start DESC LIMIT 1 OFFSET ?)",
-      max_rows - 1)
+    local r = db:query("SELECT start FROM traces ORDER BY start DESC LIMIT 1 OFFSET ?", max_rows)
+    if r[1] and r[1].start > cutoff then cutoff = r[1].start end
   end
+  repeat
+    db:query("DELETE FROM traces WHERE rowid IN (SELECT rowid FROM traces WHERE start <= ? LIMIT 500)", cutoff)
+    local n = db:changes()
+    if pause and n > 0 then pause() end
+  until n < 500
 end
 
 --- store:list{since =, tenant =, errors =, slow = ms, limit =} -> rows, newest first
