@@ -208,4 +208,20 @@ check "stats: per model alias and per upstream" "$(python3 -c "import json; d=js
   "['default', 'primary/m1', 'secondary/m2']"
 "$MOONGATE" stats --db "$MOONGATE_TRACES" > "$GW_TMP/stats.txt"
 check "stats: the table's head" "$(head -1 "$GW_TMP/stats.txt" | tr -s ' ')" "step count p50 ms p95 ms p99 ms"
+
+# --- the documented example (docs/observability.md) ---------------------------------------------
+stop_gateway
+export MOONGATE_TRACES=$GW_TMP/example-traces.db
+MOONGATE_PRIMARY_URL=$MOCK_p1_URL MOONGATE_SECONDARY_URL=$MOCK_p2_URL \
+  start_gateway "$MOONGATE_HOME/examples/observability/moongate.lua"
+chat "$Q" -H "traceparent: 00-$TRACE-$PARENT-01" -H 'x-mock-fault: status=503,target=p1'
+check "example: the fallback answers" "$STATUS $(header x-moongate-provider)" "200 secondary"
+sleep 1.3
+"$MOONGATE" traces show "$TRACE" > "$GW_TMP/show"
+check "example: traces show" "$(sed -n '3,$p' "$GW_TMP/show" | sed 's/  *[0-9.]* ms.*//')" "POST /v1/chat/completions
+  route
+  chat m1
+  chat m2"
+check "example: stats per upstream" "$("$MOONGATE" stats --json | python3 -c 'import json,sys; print([m["name"] for m in json.load(sys.stdin)["models"]])')" "['secondary/m2']"
+check "example: /metrics passes promtool" "$(curl -s "$GW/metrics" | promtool check metrics 2>&1; echo "rc=$?")" "rc=0"
 finish
