@@ -25,7 +25,28 @@ check "token arrays: 400" "$STATUS $(json_field "d['error']['type']")" "400 inva
 stop_gateway
 
 start_gateway "$MOONGATE_HOME/examples/quickstart/moongate.lua"
-chat '{"model":"moongate","messages":[{"role":"user","content":"How do I write a routing policy?"}]}'
+chat '{"model":"moongate","messages":[{"role":"user","content":"What does the routing policy decide?"}]}'
 check "quickstart config: 200 from docs" "$STATUS $(header x-moongate-provider)" "200 docs"
 check "quickstart: cites the docs" "$(json_field "any('/docs/' in c['source'] for c in d['citations'])")" True
+stop_gateway
+
+# scripts/quickstart answers its questions, then keeps serving in the foreground until Ctrl-C.
+# It runs in its own process group with SIGINT restored (a background job of this script would
+# start with it ignored), so the INT sent to the group below reaches it the way Ctrl-C does.
+port=$(free_port)
+python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' \
+  "$MOONGATE_HOME/scripts/quickstart" --port "$port" "What does the routing policy decide?" \
+  >"$GW_TMP/qs.out" 2>"$GW_TMP/qs.err" &
+QS=$!; GW_PIDS+=("$QS")
+for _ in $(seq 1 200); do grep -q "Ctrl-C stops it" "$GW_TMP/qs.out" && break; sleep 0.05; done
+check "quickstart: answered its question" "$(grep -c '^A: Which provider answers a request is decided by a Lua file' "$GW_TMP/qs.out")" 1
+printed=$(grep -o "curl -s http://127.0.0.1:$port/v1/chat/completions" "$GW_TMP/qs.out")
+check "quickstart: prints a curl line for its own port" "$printed" "curl -s http://127.0.0.1:$port/v1/chat/completions"
+GW="http://127.0.0.1:$port"
+chat '{"model":"moongate","messages":[{"role":"user","content":"What is moongate?"}]}'
+check "quickstart: still serving after its questions" "$STATUS $(header x-moongate-provider)" "200 docs"
+kill -INT -- "-$QS"
+wait "$QS"; rc=$?
+check "quickstart: Ctrl-C stops it cleanly" "$rc $(tail -n1 "$GW_TMP/qs.out")" "0 moongate stopped."
+check "quickstart: the server is gone" "$(curl -s -o /dev/null -w '%{http_code}' -m 1 "$GW/health")" "000"
 finish
