@@ -156,7 +156,8 @@ M.stages = {
     for i, p in ipairs(c.passages) do
       local h = p.hit.heading
       contexts[i] = { id = p.hit.id, title = p.hit.title, text = p.text, source = p.hit.metadata.source,
-        doc_id = p.hit.doc_id, heading = type(h) == "table" and h[#h] or nil }
+        doc_id = p.hit.doc_id, heading = type(h) == "table" and h[#h] or nil,
+        path = type(h) == "table" and h or nil }
     end
     local r = extractive.answer { question = ctx.question, contexts = contexts, max_sentences = ctx.max_sentences }
     ctx.text = r.text
@@ -171,7 +172,7 @@ M.stages = {
         local hit
         for _, p in ipairs(ctx.context.passages) do if p.hit.id == c.id then hit = p.hit end end
         citations[#citations + 1] = { n = c.n, id = c.id, doc_id = hit and hit.doc_id, source = c.source,
-          title = c.title, heading = hit and hit.heading }
+          title = c.title, heading = c.heading or (hit and hit.heading) }
       end
     else
       -- keep the passages the model cited, in the order of their numbers

@@ -34,9 +34,12 @@ local function question_terms(text)
   return out
 end
 
---- answer{question =, contexts = {{id =, title =, text =, source =}, ...}, max_sentences = 3,
+--- answer{question =, contexts = {{id =, title =, text =, source =, path =}, ...}, max_sentences = 3,
 --   min_coverage = 0.3}   (contexts best first, as retrieval returns them)
--- -> {text = "... [1] ... [2]", citations = {{n = 1, id =, source =, title =}, ...}}
+-- -> {text = "... [1] ... [2]", citations = {{n = 1, id =, source =, title =, heading =}, ...}}
+-- path: the heading path the context's text starts under ({"Guide", "Install"}); the headings
+-- met inside the text move it on, and each citation names the section its sentences came from
+-- (heading, a path), so one passage quoted from two sections is cited twice.
 -- A sentence is relevant when it holds question terms carrying at least min_coverage of the
 -- question's weight (terms weighted by their rarity across the context sentences).
 function M.answer(req)
@@ -69,6 +72,7 @@ function M.answer(req)
     local _, fences = text:gsub("```", "")
     if fences % 2 == 1 then text = text:gsub("^.-```[^\n]*", "", 1) end
     local prose = text:gsub("\n?```.-```", "\n\n"):gsub("\n?~~~.-~~~", "\n\n")
+    local path = type(c.path) == "table" and c.path or nil
     for si, s in ipairs(chunker.sentences(prose)) do
       s = s:gsub("%s+", " ")
       -- a section's first sentence can come joined to its heading ("# Routing Which provider
@@ -78,11 +82,20 @@ function M.answer(req)
         local h = s:match("^#+%s+(.*)$")
         if h:sub(1, #title) == title and #h > #title + 1 then s = h:sub(#title + 2) end
       end
+      -- a heading inside the passage starts a section at its level (path entry n is level n)
+      local marks, htext = s:match("^(#+)%s+(.-)%s*$")
+      if marks then
+        local p = {}
+        for i = 1, math.min(#marks - 1, path and #path or 0) do p[i] = path[i] end
+        p[#p + 1] = htext
+        path = p
+      end
       local key = s:lower()
       if not seen_text[key] then
         seen_text[key] = true
         -- headings count for the terms' rarity but are never quoted as an answer
-        sents[#sents + 1] = { ctx = ci, pos = si, text = s, heading = s:match("^#+%s") ~= nil or s:match("^|") ~= nil }
+        sents[#sents + 1] = { ctx = ci, pos = si, text = s, path = path,
+                              skip = marks ~= nil or s:match("^|") ~= nil }
         ix:add(s)
       end
     end
@@ -148,7 +161,7 @@ function M.answer(req)
   for _, h in ipairs(ranked) do
     local s = sents[h.doc + 1]
     local have, cover = {}, 0
-    if s.heading then goto continue end
+    if s.skip then goto continue end
     for _, t in ipairs(s.terms) do
       local q = variant_of[t]
       if q and not have[q] then have[q] = true; cover = cover + weight[q] end
@@ -165,19 +178,21 @@ function M.answer(req)
   end
   if #picked == 0 then return none end
 
-  -- read in the contexts' order; cite each context by its number of first appearance
+  -- read in the contexts' order; cite each section of a context by its number of first appearance
   table.sort(picked, function(a, b)
     if a.ctx ~= b.ctx then return a.ctx < b.ctx end
     return a.pos < b.pos
   end)
   local num, citations, parts = {}, {}, {}
   for _, s in ipairs(picked) do
-    local n = num[s.ctx]
+    local where = num[s.ctx] or {}
+    num[s.ctx] = where
+    local n = where[s.path or where]
     if not n then
       n = #citations + 1
-      num[s.ctx] = n
+      where[s.path or where] = n
       local c = contexts[s.ctx]
-      citations[n] = { n = n, id = c.id, source = c.source, title = c.title }
+      citations[n] = { n = n, id = c.id, source = c.source, title = c.title, heading = s.path }
     end
     local text = s.text
     if not text:match("[.!?]$") then text = text .. "." end

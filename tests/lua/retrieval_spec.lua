@@ -315,6 +315,17 @@ describe("extractive", function()
     assert.are.equal("Which provider answers a request is decided by the routing policy. [1]", r.text)
   end)
 
+  it("cites the section each quoted sentence comes from, under the passage's heading path", function()
+    local r = extractive.answer { question = "When does the circuit open, and what does the reset button do?",
+      max_sentences = 2, contexts = { { id = "p", source = "routing.md", path = { "Routing", "Retries" },
+        text = "Retries wait between tries.\n\n## Circuit breakers\n\nThe circuit opens after five failures in a row.\n\n" ..
+               "### Reset\n\nThe reset button closes the circuit at once." } } }
+    assert.are.equal("The circuit opens after five failures in a row. [1] The reset button closes the circuit at once. [2]", r.text)
+    assert.are.same({ "Routing", "Circuit breakers" }, r.citations[1].heading)
+    assert.are.same({ "Routing", "Circuit breakers", "Reset" }, r.citations[2].heading)
+    assert.are.same({ "p", "p" }, { r.citations[1].id, r.citations[2].id })
+  end)
+
   it("a passage cut inside a code block does not quote the code", function()
     local r = extractive.answer { question = "how to build the index", contexts = { { id = "x", source = "x.md",
       text = "moongate index build the index docs\n```\n\nTo build the index, run the index command." } } }

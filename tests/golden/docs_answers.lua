@@ -1,0 +1,75 @@
+-- tests/golden/docs_answers.lua: how well the embedded default answers questions about
+-- moongate's own docs. Runs every case of a golden set (docs.jsonl: question, doc, section,
+-- key) through pipelines/rag_qa.lua with the quickstart's settings and prints the figures:
+--   section  the first citation is the section that answers (or a section under it)
+--   cited    some citation is
+--   key      the answer quotes the key sentence
+--
+--   moongate run tests/golden/docs_answers.lua [--min 0.8] [--show failures|all] [GOLDEN.jsonl]
+-- Exits 1 when the share of right first citations is under --min.
+local json = require "moongate.json"
+local home = require("moongate.base").home
+
+local golden, min, show = home .. "/tests/golden/docs.jsonl", nil, nil
+local i = 1
+while i <= #arg do
+  local a = arg[i]
+  if a == "--min" then min = tonumber(arg[i + 1]); i = i + 1
+  elseif a == "--show" then show = arg[i + 1]; i = i + 1
+  else golden = a end
+  i = i + 1
+end
+
+-- the settings a user of the quickstart gets
+local conf = dofile(home .. "/examples/quickstart/moongate.lua").providers.docs
+local rag = dofile(home .. "/pipelines/rag_qa.lua")
+
+local function squash(s) return (s:gsub("[%s]+", " ")) end
+-- "`moongate index` ..." and "moongate index ..." are the same words: compare without markup
+local function plain(s) return squash(s:gsub("[`*_]", "")) end
+
+local function cites_section(c, case)
+  if not c or not c.source or not c.source:find(case.doc, 1, true) then return false end
+  local want = plain(case.section)
+  for _, h in ipairs(c.heading or {}) do
+    if plain(h) == want then return true end   -- the section itself, or one under it
+  end
+  return false
+end
+
+local cases = {}
+for line in assert(io.open(golden)):lines() do
+  if line:find("%S") then cases[#cases + 1] = assert(json.decode(line)) end
+end
+
+local index = home .. "/docs"
+local n, right, cited, keyed = 0, 0, 0, 0
+local rows = {}
+for _, case in ipairs(cases) do
+  local r = assert(rag.answer { question = case.question, index = index, k = conf.k,
+                                max_sentences = conf.max_sentences })
+  local first = cites_section(r.citations[1], case)
+  local any = false
+  for _, c in ipairs(r.citations) do any = any or cites_section(c, case) end
+  local key = plain(r.answer):find(plain(case.key), 1, true) ~= nil
+  n = n + 1
+  right, cited, keyed = right + (first and 1 or 0), cited + (any and 1 or 0), keyed + (key and 1 or 0)
+  if show == "all" or (show == "failures" and not (first and key)) then
+    local c = r.citations[1]
+    rows[#rows + 1] = ("%s %s%s%s %s\n     want %s > %s\n     got  %s > %s\n     %s"):format(
+      case.id, first and "S" or "-", any and "C" or "-", key and "K" or "-", case.question,
+      case.doc, case.section, c and c.source or "(none)",
+      c and table.concat(c.heading or {}, " > ") or "", r.answer:sub(1, 240))
+  end
+end
+
+for _, row in ipairs(rows) do print(row) end
+local function pct(x) return ("%5.1f%%"):format(100 * x / n) end
+print(("golden set %s: %d questions"):format(golden:match("[^/]+$"), n))
+print(("  right section cited first  %3d  %s"):format(right, pct(right)))
+print(("  right section cited        %3d  %s"):format(cited, pct(cited)))
+print(("  key sentence in the answer %3d  %s"):format(keyed, pct(keyed)))
+if min and right < min * n then
+  print(("FAIL: %s of first citations are right, under %.0f%%"):format(pct(right), 100 * min))
+  os.exit(1)
+end
