@@ -51,9 +51,8 @@ return function(args)
       local v = args[i]
       if not v then return fail(a .. " needs a value") end
       if a == "--db" then o.db = v else
-        local n, unit = v:match("^(%d+%.?%d*)([smhd]?)$")
-        if not n then return fail("--since takes a duration such as 30s, 10m, 2h, 1d; got " .. v) end
-        o.since = tonumber(n) * ({ s = 1, m = 60, h = 3600, d = 86400, [""] = 1 })[unit]
+        o.since = tstore.duration(v)
+        if not o.since then return fail("--since takes a duration such as 30s, 10m, 2h, 1d; got " .. v) end
       end
     else
       return fail("unknown argument " .. a .. "\n" .. usage)

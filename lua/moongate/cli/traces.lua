@@ -31,13 +31,6 @@ local function fail(msg, code)
   return code or 2
 end
 
---- duration("10m") -> seconds | nil
-local function duration(s)
-  local n, unit = tostring(s):match("^(%d+%.?%d*)([smhd]?)$")
-  if not n then return nil end
-  return tonumber(n) * ({ s = 1, m = 60, h = 3600, d = 86400, [""] = 1 })[unit]
-end
-
 local function parse(args)
   local o = { limit = 20 }
   local i = 1
@@ -61,7 +54,7 @@ local function parse(args)
     elseif a == "--limit" then o.limit = tonumber(value()) or error({ msg = "--limit needs a number" })
     elseif a == "--since" then
       local v = value()
-      o.since = duration(v) or error({ msg = "--since takes a duration such as 30s, 10m, 2h, 1d; got " .. v })
+      o.since = tstore.duration(v) or error({ msg = "--since takes a duration such as 30s, 10m, 2h, 1d; got " .. v })
     elseif a:sub(1, 1) == "-" then error({ msg = "unknown option " .. a })
     else o.words = o.words or {}; o.words[#o.words + 1] = a
     end

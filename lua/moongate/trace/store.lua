@@ -38,6 +38,13 @@ local COLUMNS = { "request_id", "trace_id", "start", "duration_ms", "route", "te
 
 --- store.default_path() -> where traces go when the config says nothing: $MOONGATE_TRACES, else
 --- moongate-traces.db (next to the config, or in the working directory without one).
+--- store.duration("10m") -> seconds | nil: the --since of `moongate traces` and `moongate stats`
+function M.duration(s)
+  local n, unit = tostring(s):match("^(%d+%.?%d*)([smhd]?)$")
+  if not n then return nil end
+  return tonumber(n) * ({ s = 1, m = 60, h = 3600, d = 86400, [""] = 1 })[unit]
+end
+
 function M.default_path()
   return os.getenv("MOONGATE_TRACES") or "moongate-traces.db"
 end
