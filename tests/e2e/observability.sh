@@ -149,7 +149,7 @@ check "no raw text for a tenant without log_raw" "$(json_field "d.get('raw'), d[
 
 # --- step budgets --------------------------------------------------------------------------------
 W='{"model":"watched","messages":[{"role":"user","content":"slow"}]}'
-chat "$W" "${A[@]}" -H "x-request-id: budget-1" -H 'x-mock-fault: latency=300,target=p1'
+chat "$W" "${A[@]}" -H "x-request-id: budget-1" -H 'x-mock-fault: latency=1200,target=p1'
 check "an overrun alone does not change the answer" "$STATUS $(header x-moongate-provider)" "200 primary"
 E='{"model":"enforced","messages":[{"role":"user","content":"slow"}]}'
 chat "$E" "${A[@]}" -H "x-request-id: budget-2" -H 'x-mock-fault: latency=1000,target=p1'
@@ -201,7 +201,7 @@ check "traces --errors: newest first" "$("$MOONGATE" traces --errors --db "$MOON
 429 tiny"
 check "traces --errors --tenant tiny: the 429" "$("$MOONGATE" traces --errors --tenant tiny --db "$MOONGATE_TRACES" | awk 'NR > 1 {print $4, $6}')" "429 tiny"
 check "traces --tenant globex" "$("$MOONGATE" traces --tenant globex --db "$MOONGATE_TRACES" | awk 'NR > 1 {print $2}')" "globex-1"
-check "traces --slow=250: the slow one" "$("$MOONGATE" traces --slow=250 --db "$MOONGATE_TRACES" | awk 'NR > 1 {print $2}')" "budget-1"
+check "traces --slow=1000: the slow one" "$("$MOONGATE" traces --slow=1000 --db "$MOONGATE_TRACES" | awk 'NR > 1 {print $2}')" "budget-1"
 "$MOONGATE" stats --db "$MOONGATE_TRACES" --json > "$GW_TMP/stats"
 check "stats: requests counted per step" "$(python3 -c "import json; d=json.load(open('$GW_TMP/stats')); print({s['name']: s['count'] for s in d['steps']}.get('auth'))")" 7
 check "stats: per model alias and per upstream" "$(python3 -c "import json; d=json.load(open('$GW_TMP/stats')); print(sorted(m['name'] for m in d['models']))")" \
