@@ -11,12 +11,14 @@ function lastReload(u) {
 
 export async function render(view) {
   const v = await admin("/admin/versions");
-  view.append(
+  view.replaceChildren(
     el("h1", {}, "Loaded units"),
     el("p", { class: "lead" }, `Worker ${v.pid}: ${v.stats.loads} loaded, ${v.stats.reloads} reloaded, ${v.stats.failures} refused edits. `,
       "An edit is compiled and validated before it swaps in; a failed one leaves the old version serving."),
     el("div", { id: "units" }, table([
       ["kind", (u) => u.kind], ["file", (u) => el("span", { class: "mono", title: u.path }, u.name)],
       ["version", (u) => el("code", {}, u.version ?? "–")], ["last reload", lastReload],
-    ], v.units, { empty: "no unit loaded yet" })));
+    ], v.units, { empty: "no unit loaded yet" })),
+    el("div", { class: "row", style: { marginTop: "10px" } },
+      el("button", { class: "quiet", id: "refresh", onclick: () => render(view) }, "Refresh")));
 }

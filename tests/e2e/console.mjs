@@ -6,9 +6,10 @@
 // Then the static route at the HTTP level: types, ETag, traversal, 404s, admin = false.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { requireBinary, startMock, startGateway, writeConfig, stopAll, chat, tmp } from "./lib/mockenv.mjs";
+import { HOME, requireBinary, startMock, startGateway, writeConfig, stopAll, chat, tmp } from "./lib/mockenv.mjs";
 import { launch, openPage, screenshot, screenshotDir } from "./lib/browser.mjs";
 
 requireBinary();
@@ -29,14 +30,19 @@ return {
   },
   auth = { keys = { ["${TENANT}"] = "team-a" }, admin_key = "${ADMIN}" },
   breaker = { failures = 2, window = 60, cooldown = 60 },
+  route_policy = "route.lua",
   trace = { store = ${JSON.stringify(path.join(tmp(), "console-traces.db"))}, interval = 0.05 },
   ${extra}
 }
 `;
 
 let primary, secondary, gw, off, browser, shots;
+// the routing policy, a copy the test edits to see the reload on the units page
+const POLICY = path.join(tmp(), "route.lua");
+const POLICY_SRC = fs.readFileSync(path.join(HOME, "pipelines/route.lua"), "utf8");
 
 before(async () => {
+  fs.writeFileSync(POLICY, POLICY_SRC);
   primary = await startMock("primary");
   secondary = await startMock("secondary");
   const env = { MOCK_PRIMARY: primary.url, MOCK_SECONDARY: secondary.url };
@@ -222,9 +228,42 @@ test("every page, driven as a user would", async (t) => {
   await t.test("loaded units with their version hashes", async () => {
     await page.click("a[data-page=units]");
     await page.waitForSelector("#units table");
-    const rows = await cells(page, "#units");
-    assert.deepEqual(rows[0].slice(0, 3), ["routing policy", "pipelines/route.lua", policy]);
+    let rows = await cells(page, "#units");
+    assert.deepEqual(rows[0].slice(0, 3), ["routing policy", "route.lua", policy]);
     assert.match(rows[0][3], /^loaded \d+ s ago$/);
+
+    // an edit that does not compile: refused, the old version keeps serving
+    const policyUnit = async () => (await adminGet("/admin/versions")).units.find((u) => u.kind === "routing policy");
+    const until = async (result) => {
+      for (let i = 0; i < 100; i++) {
+        const u = await policyUnit();
+        if (u.last && u.last.result === result) return u;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`no ${result} reload`);
+    };
+    fs.writeFileSync(POLICY, "return {");
+    const bad = await until("failed");
+    await page.click("#refresh");
+    await page.waitForFunction(() => document.querySelector("#units td:nth-child(4)")?.textContent.startsWith("failed"));
+    rows = await cells(page, "#units");
+    assert.equal(rows[0][2], policy);
+    assert.match(rows[0][3], /^failed \d+ s ago: /);
+    assert.ok(rows[0][3].endsWith(`: ${bad.last.error} — the version above keeps serving`), rows[0][3]);
+    assert.match(bad.last.error, /route\.lua/);
+    await screenshot(page, "console-units-failed", shots);
+
+    // a good edit swaps in: a new version, and the chats carry it
+    fs.writeFileSync(POLICY, `${POLICY_SRC}\n-- edited\n`);
+    const good = await until("ok");
+    assert.notEqual(good.version, policy);
+    await page.click("#refresh");
+    await page.waitForFunction(() => document.querySelector("#units td:nth-child(4)")?.textContent.startsWith("reloaded"));
+    rows = await cells(page, "#units");
+    assert.equal(rows[0][2], good.version);
+    assert.match(rows[0][3], new RegExp(`^reloaded \\d+ s ago \\(was ${policy}\\)$`));
+    const r = await chat(gw, { model: "default", messages: [{ role: "user", content: "x" }] }, { authorization: `Bearer ${TENANT}` });
+    assert.equal(r.headers.get("x-moongate-route-version"), good.version);
     await screenshot(page, "console-units", shots);
   });
 
