@@ -152,13 +152,15 @@ function M.percentile(sorted, p)
   return sorted[math.max(1, math.ceil(p / 100 * n))]
 end
 
--- { [name] = {ms...} } -> { {name =, count =, p50 =, p95 =, p99 =}... } sorted by name
+-- { [name] = {ms...} } -> { {name =, count =, p50 =, p95 =, p99 =}... } sorted by name, in ms to
+-- the microsecond (as the steps are stored)
 local function summarize(groups)
+  local function us(v) return math.floor(v * 1000 + 0.5) / 1000 end
   local out = {}
   for name, list in pairs(groups) do
     table.sort(list)
-    out[#out + 1] = { name = name, count = #list, p50 = M.percentile(list, 50), p95 = M.percentile(list, 95),
-                      p99 = M.percentile(list, 99) }
+    out[#out + 1] = { name = name, count = #list, p50 = us(M.percentile(list, 50)),
+                      p95 = us(M.percentile(list, 95)), p99 = us(M.percentile(list, 99)) }
   end
   table.sort(out, function(a, b) return a.name < b.name end)
   return out
