@@ -95,7 +95,7 @@ export function waterfall(spans) {
         title: `${fmt.ms(start)} → ${fmt.ms(end)}`,
       })),
       el("div", { class: "dur" }, fmt.ms(end - start)),
-      el("div", { class: "attrs" }, notes.join("  ")));
+      notes.length ? el("div", { class: "attrs" }, notes.join("  ")) : "");
   }
   return grid;
 }

@@ -25,7 +25,7 @@ export async function render(view) {
   try {
     const stats = await admin("/admin/stats?since=24h");
     tenants.append(table([
-      ["tenant", (r) => r.tenant], ["requests", (r) => fmt.int(r.requests), "num"],
+      ["tenant", (r) => (r.tenant === "-" ? "(no tenant)" : r.tenant)], ["requests", (r) => fmt.int(r.requests), "num"],
       ["errors", (r) => fmt.int(r.errors), "num"], ["tokens in", (r) => fmt.int(r.tokens_in), "num"],
       ["tokens out", (r) => fmt.int(r.tokens_out), "num"], ["cost", (r) => fmt.cost(r.cost), "num"],
     ], stats.tenants, { empty: "no stored request in this window" }));

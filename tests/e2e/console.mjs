@@ -164,6 +164,9 @@ test("every page, driven as a user would", async (t) => {
     assert.ok(spans.includes("route") && spans.includes("chat mock-small") && spans.includes("chat mock-large"), spans.join(","));
     assert.equal(await page.$$eval("#waterfall .bar.error", (bs) => bs.length), 1, "the failed attempt's bar is red");
     await screenshot(page, "console-request-detail", shots);
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+    await screenshot(page, "console-request-detail-dark", shots);
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
   });
 
   await t.test("recent requests and step percentiles", async () => {
@@ -222,6 +225,8 @@ test("every page, driven as a user would", async (t) => {
     const tenants = await cells(page, "#usage-tenants");
     const team = tenants.find((r) => r[0] === "team-a");
     assert.deepEqual(team.slice(0, 3), ["team-a", "6", "0"]);   // 5 chats and the model list
+    // the console's own admin calls and the refused key carry no tenant
+    assert.equal(tenants.find((r) => r[0] === "(no tenant)")[2], "1");
     await screenshot(page, "console-usage", shots);
   });
 
