@@ -58,14 +58,14 @@ end
 --- handle(gw, req) -> response
 function M.handle(gw, req)
   local path, method = req.path, req.method
-  local missing = errors.response(404, "no route for " .. method .. " " .. path, "not_found")
-  if not gw.admin then return missing end
+  local function missing() return errors.response(404, "no route for " .. method .. " " .. path, "not_found") end
+  if not gw.admin then return missing() end
   if method ~= "GET" and method ~= "HEAD" then
     return errors.response(405, "use GET for " .. path, "method_not_allowed", { allow = "GET" })
   end
   local file, ext = M.file_of(path)
   local body = file and read(file)
-  if not body then return missing end
+  if not body then return missing() end
   local etag = '"' .. reload.hash(body) .. '"'
   local h = { ["content-type"] = TYPES[ext], etag = etag }
   for k, v in pairs(HEADERS) do h[k] = v end

@@ -16,7 +16,7 @@ end
 local ORDER = { ["routing policy"] = 1, flags = 2, pipeline = 3, plugin = 4, unit = 5 }
 
 -- A path as a reader knows it: relative to moongate's home or the config's folder when inside one.
-local function short(path, gw)
+local function short(path)
   local config = package.loaded["moongate.config"]
   local roots = { require("moongate.base").home }
   if type(config) == "table" and config.get then
@@ -42,7 +42,7 @@ function M.show(gw)
   end
   local out = json.array()
   for path, u in pairs(loaded) do
-    out[#out + 1] = { kind = kind_of(gw, path, flags_path), name = short(path, gw), path = path,
+    out[#out + 1] = { kind = kind_of(gw, path, flags_path), name = short(path), path = path,
                       version = u.version, loaded_at = u.loaded_at or json.null, last = u.last or json.null }
   end
   table.sort(out, function(a, b)
