@@ -1,5 +1,6 @@
--- moongate.app: the default application served by `moongate serve`: GET /health and the
--- OpenAI-compatible gateway (/v1/chat/completions, /v1/embeddings, /v1/models, /admin/*).
+-- moongate.app: the default application served by `moongate serve`: GET /health, the
+-- OpenAI-compatible gateway (/v1/chat/completions, /v1/embeddings, /v1/models, /admin/*) and the
+-- web console's files (GET /console).
 -- The server puts the config's folder first on package.path, and the examples' configs are
 -- named moongate.lua: make sure `require "moongate"` means the runtime, not a config file.
 do
@@ -93,6 +94,10 @@ M.route("/admin/breakers", { name = "breakers", method = "GET", admin = true, ha
 M.route("/admin/usage", { name = "usage", method = "GET", admin = true, handler = models_view("usage") })
 M.route("/admin/flags", { name = "flags", method = "GET", admin = true,
   handler = function(ctx) return require("moongate.gateway.flags").show(ctx.gw) end })
+M.route("/admin/versions", { name = "versions", method = "GET", admin = true,
+  handler = function(ctx) return require("moongate.gateway.versions").show(ctx.gw) end })
+M.route("/admin/stats", { name = "stats", method = "GET", admin = true,
+  handler = function(ctx) return telemetry.stats(ctx.req) end })
 M.route("/metrics", { name = "metrics", method = "GET", admin = true, handler = telemetry.metrics })
 M.route("/admin/traces", { name = "traces", method = "GET", admin = true,
   handler = function(ctx) return telemetry.list(ctx.req) end })
@@ -110,6 +115,10 @@ function M.handle(req, res)
   local path, method = req.path, req.method
   if path == "/health" and (method == "GET" or method == "HEAD") then
     return { status = 200, headers = JSON, body = '{"status":"ok"}' }
+  end
+  if path:sub(1, 8) == "/console" and (#path == 8 or path:byte(9) == 47) then
+    -- static files holding no data: no edge chain, no key (their data calls need one)
+    return require("moongate.gateway.console").handle(get_gw(), req)
   end
   local r, capture = lookup(path)
   if not r then return not_found(method, path) end

@@ -7,7 +7,7 @@ local metrics = require "moongate.metrics"
 
 local M = {}
 
-local units = {}        -- absolute path -> { mod =, version =, validate = }
+local units = {}        -- absolute path -> { mod =, version =, validate =, loaded_at =, last = }
 local dirs = {}         -- wd -> folder
 local watched = {}      -- folder -> true
 local watcher, watcher_task
@@ -70,11 +70,13 @@ local function refresh(path)
     M.stats.failures = M.stats.failures + 1
     reloads:inc(1, path, "failed")
     u.last_error, u.failed_version = berr, version
+    u.last = { result = "failed", at = os.time(), version = version, error = berr }
     log("error", "reload failed, old version kept", { unit = path, version = u.version, error = berr })
     return
   end
   local old = u.version
   u.mod, u.version, u.last_error, u.failed_version = mod, version, nil, nil
+  u.last = { result = "ok", at = os.time(), version = version, previous = old }
   M.stats.reloads = M.stats.reloads + 1
   reloads:inc(1, path, "ok")
   log("info", "reloaded", { unit = path, version = version, previous = old })
@@ -125,7 +127,7 @@ function M.require(path, validate)
     if not src then return nil, err end
     local mod, berr = build(abs, src, validate)
     if not mod then return nil, berr end
-    u = { mod = mod, version = watch.hash(src), validate = validate }
+    u = { mod = mod, version = watch.hash(src), validate = validate, loaded_at = os.time() }
     units[abs] = u
     M.stats.loads = M.stats.loads + 1
     if sched.current() then
@@ -143,11 +145,15 @@ function M.version(path)
   return u and u.version
 end
 
---- reload.units() -> { [path] = { version =, last_error = } } for admin views
+--- reload.units() -> { [path] = { version =, last_error =, loaded_at =, last = } } for admin views:
+--- last is this worker's last reload of the unit, { result = "ok"|"failed", at =, version =,
+--- error = (failed), previous = (ok) }, nil while the first load is still serving
 function M.units()
   local out = {}
   for path, u in pairs(units) do
-    if path:sub(1, 1) == "/" then out[path] = { version = u.version, last_error = u.last_error } end
+    if path:sub(1, 1) == "/" then
+      out[path] = { version = u.version, last_error = u.last_error, loaded_at = u.loaded_at, last = u.last }
+    end
   end
   return out
 end

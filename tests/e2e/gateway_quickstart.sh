@@ -38,10 +38,12 @@ python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)
   "$MOONGATE_HOME/scripts/quickstart" --port "$port" "What does the routing policy decide?" \
   >"$GW_TMP/qs.out" 2>"$GW_TMP/qs.err" &
 QS=$!; GW_PIDS+=("$QS")
-for _ in $(seq 1 200); do grep -q "Ctrl-C stops it" "$GW_TMP/qs.out" && break; sleep 0.05; done
+for _ in $(seq 1 200); do grep -q "the web console: " "$GW_TMP/qs.out" && break; sleep 0.05; done  # its last "try it" line
 check "quickstart: answered its question" "$(grep -c '^A: Which provider answers a request is decided by a Lua file' "$GW_TMP/qs.out")" 1
 printed=$(grep -o "curl -s http://127.0.0.1:$port/v1/chat/completions" "$GW_TMP/qs.out")
 check "quickstart: prints a curl line for its own port" "$printed" "curl -s http://127.0.0.1:$port/v1/chat/completions"
+check "quickstart: prints the console's address" "$(grep -c "^  the web console: http://127.0.0.1:$port/console\$" "$GW_TMP/qs.out")" 1
+check "quickstart: the console answers" "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "http://127.0.0.1:$port/console")" "200 text/html; charset=utf-8"
 GW="http://127.0.0.1:$port"
 chat '{"model":"moongate","messages":[{"role":"user","content":"What is moongate?"}]}'
 check "quickstart: still serving after its questions" "$STATUS $(header x-moongate-provider)" "200 docs"

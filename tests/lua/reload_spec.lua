@@ -78,6 +78,31 @@ describe("reload", function()
     assert.are.equal(2, reload.require(path).limit)
   end)
 
+  it("reports each unit's last reload: failed with its error, then ok with the version it replaced", function()
+    local path = dir .. "/e.lua"
+    write("e.lua", "return { n = 1 }")
+    local _, v1 = reload.require(path)
+    local u = reload.units()[path]
+    assert.are.equal(v1, u.version)
+    assert.is_nil(u.last)
+    assert.is_true(math.abs(u.loaded_at - os.time()) <= 1)
+    write("e.lua", "return { n = ")
+    for _ = 1, 100 do
+      if reload.units()[path].last then break end
+      mg.sleep(0.01)
+    end
+    u = reload.units()[path]
+    assert.are.equal("failed", u.last.result)
+    assert.are.equal(reload.hash("return { n = "), u.last.version)
+    assert.matches("e.lua:1:", u.last.error)
+    assert.are.equal(v1, u.version)
+    write("e.lua", "return { n = 2 }")
+    local v2 = changed(path, v1)
+    u = reload.units()[path]
+    assert.are.same({ result = "ok", at = u.last.at, version = v2, previous = v1 }, u.last)
+    assert.is_nil(u.last_error)
+  end)
+
   it("gives each unit a fresh environment", function()
     write("c.lua", "leaked_global = 1; return { ok = true }")
     assert.is_true(reload.require(dir .. "/c.lua").ok)

@@ -20,25 +20,6 @@ local function fail(msg, code)
   return code or 2
 end
 
---- percentile(sorted, p) -> the nearest-rank percentile
-local function percentile(sorted, p)
-  local n = #sorted
-  if n == 0 then return nil end
-  local rank = math.max(1, math.ceil(p / 100 * n))
-  return sorted[rank]
-end
-
-local function summarize(groups)
-  local out = {}
-  for name, list in pairs(groups) do
-    table.sort(list)
-    out[#out + 1] = { name = name, count = #list, p50 = percentile(list, 50), p95 = percentile(list, 95),
-                      p99 = percentile(list, 99) }
-  end
-  table.sort(out, function(a, b) return a.name < b.name end)
-  return out
-end
-
 return function(args)
   local o = { since = 3600 }
   local i = 1
@@ -65,9 +46,9 @@ return function(args)
   f:close()
   local s, err = tstore.open(path, { readonly = true })
   if not s then return fail(err, 1) end
-  local t = s:timings(os.time() - o.since)
+  local t = s:stats(os.time() - o.since)
   s:close()
-  local steps, models = summarize(t.steps), summarize(t.models)
+  local steps, models = t.steps, t.models
   if o.json then
     io.write(json.encode_sorted({ since_seconds = o.since, steps = json.array(steps), models = json.array(models) }), "\n")
     return 0

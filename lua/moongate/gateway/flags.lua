@@ -8,7 +8,8 @@ local M = {}
 
 local JSON = { ["content-type"] = "application/json" }
 
--- The flags file's absolute path: the edge stage's when it runs, else the config's `flags`.
+--- flags.path_of(gw) -> the flags file's absolute path: the edge stage's when it runs, else the
+--- config's `flags`; nil without one
 local function path_of(gw)
   local chain = gw.edge
   local st = chain and chain.stages and chain.stages.flags
@@ -22,6 +23,8 @@ end
 --- show(gw) -> response: 200 { path, version, reload = { ok, file_version, error, failures },
 --- flags, kill } (flags.describe); 404 flags_not_configured without a `flags` file in the config; 503
 --- flags_unavailable when the file never loaded.
+M.path_of = path_of
+
 function M.show(gw)
   local path = path_of(gw)
   if not path then

@@ -1,5 +1,6 @@
 -- moongate.gateway.telemetry: GET /metrics (Prometheus text), GET /admin/traces and
 -- GET /admin/traces/{id} (the trace store, raw text included where the tenant's policy kept it),
+-- GET /admin/stats (step and model percentiles, usage per tenant, from the same store),
 -- and this worker's gauges: breaker states, resident memory, open connections.
 local json = require "moongate.json"
 local metrics = require "moongate.metrics"
@@ -92,6 +93,28 @@ function M.show(_, id)
   row.spans = json.decode(row.spans)
   if row.raw then row.raw = json.decode(row.raw) end
   return ok(row)
+end
+
+--- GET /admin/stats?since=1h: p50/p95/p99 per step and per model (as `moongate stats`), and the
+--- requests, tokens and cost per tenant, over the stored requests of the window (default 1h)
+function M.stats(req)
+  local tstore = require "moongate.trace.store"
+  local q = req.query and require("moongate.server").decode_args(req.query) or {}
+  local since = 3600
+  if q.since ~= nil then
+    since = type(q.since) == "string" and tstore.duration(q.since)
+    if not since then
+      return errors.response(400, "since takes a duration such as 30s, 10m, 2h, 1d", "invalid_since")
+    end
+  end
+  local s, fail = open_store()
+  if not s then return fail end
+  local from = os.time() - since
+  local t = s:stats(from)
+  local tenants = s:tenants(from)
+  s:close()
+  return ok({ since_seconds = since, steps = json.array(t.steps), models = json.array(t.models),
+              tenants = json.array(tenants) })
 end
 
 return M

@@ -145,6 +145,44 @@ function Store:timings(since)
   return { steps = steps, models = models }
 end
 
+--- store.percentile(sorted, p) -> the nearest-rank percentile of an ascending list (nil if empty)
+function M.percentile(sorted, p)
+  local n = #sorted
+  if n == 0 then return nil end
+  return sorted[math.max(1, math.ceil(p / 100 * n))]
+end
+
+-- { [name] = {ms...} } -> { {name =, count =, p50 =, p95 =, p99 =}... } sorted by name, in ms to
+-- the microsecond (as the steps are stored)
+local function summarize(groups)
+  local function us(v) return math.floor(v * 1000 + 0.5) / 1000 end
+  local out = {}
+  for name, list in pairs(groups) do
+    table.sort(list)
+    out[#out + 1] = { name = name, count = #list, p50 = us(M.percentile(list, 50)),
+                      p95 = us(M.percentile(list, 95)), p99 = us(M.percentile(list, 99)) }
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+--- store:stats(since) -> { steps = {{name, count, p50, p95, p99}...}, models = {...} }: exact
+--- percentiles of the stored requests since a Unix time (`moongate stats`, GET /admin/stats)
+function Store:stats(since)
+  local t = self:timings(since)
+  return { steps = summarize(t.steps), models = summarize(t.models) }
+end
+
+--- store:tenants(since) -> { {tenant, requests, errors, tokens_in, tokens_out, cost}... } per tenant
+--- (requests without one are tenant "-"), busiest first
+function Store:tenants(since)
+  return self.db:query("SELECT COALESCE(tenant, '-') AS tenant, COUNT(*) AS requests, " ..
+    "SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END) AS errors, " ..
+    "COALESCE(SUM(tokens_in), 0) AS tokens_in, COALESCE(SUM(tokens_out), 0) AS tokens_out, " ..
+    "COALESCE(SUM(cost), 0) AS cost FROM traces WHERE start >= ? GROUP BY COALESCE(tenant, '-') " ..
+    "ORDER BY requests DESC, tenant", since)
+end
+
 function Store:close() self.db:close() end
 
 return M
