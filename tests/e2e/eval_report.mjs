@@ -1,0 +1,101 @@
+// `moongate eval` gates a release: a deliberately worse candidate over a small golden set exits 1
+// and says why with exact figures; the run is stored, a later eval can compare against it by
+// version; the HTML report renders in headless Chromium with no console errors and its plots.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { MOONGATE, HOME, requireBinary, tmp } from "./lib/mockenv.mjs";
+import { launch, openPage, screenshot } from "./lib/browser.mjs";
+
+requireBinary();
+const dir = tmp();
+const data = path.join(HOME, "tests/data/evals");
+const env = { ...process.env, MOONGATE_INDEX_CACHE: path.join(dir, "cache"), MOONGATE_EVALS: path.join(dir, "evals.db") };
+
+function evalRun(...args) {
+  const r = spawnSync(MOONGATE, ["eval", path.join(data, "small.jsonl"), "--index", path.join(data, "corpus"), ...args],
+    { env, encoding: "utf8", cwd: dir });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+// 1. the shipped pipeline alone: every case right
+let r = evalRun("--pipeline", "rag_qa", "--json", "-", "--quiet");
+assert.equal(r.code, 0, r.err);
+const alone = JSON.parse(r.out);
+assert.deepEqual(alone.candidate.summary.scores,
+  { correctness: 1, citation_precision: 1, citation_recall: 1, format: 1, groundedness: 1 });
+assert.equal(alone.candidate.summary.cases, 8);
+assert.equal(alone.verdict, "ok");
+const version = alone.candidate.version;
+assert.match(version, /^[0-9a-f]{16}$/);
+
+// 2. the worse candidate against it: exit 1, and why
+const report = path.join(dir, "report");
+r = evalRun("--pipeline", path.join(data, "rag_qa_worse.lua"), "--against", "rag_qa", "--report", report);
+assert.equal(r.code, 1, r.out + r.err);
+assert.match(r.out, /correctness fell from 1\.000 to 0\.625 \(-0\.375, 95% CI -0\.750\.\.\+0\.000 over 8 cases\), more than the allowed 0\.020/);
+assert.match(r.out, /citation_recall fell from 1\.000 to 0\.625/);
+assert.doesNotMatch(r.out, /format fell/);
+// plain progress lines when stderr is not a terminal: one per case
+assert.equal(r.err.split("\n").filter((l) => /^\d+\/8 /.test(l)).length, 16);
+const rep = JSON.parse(fs.readFileSync(path.join(report, "report.json"), "utf8"));
+assert.equal(rep.verdict, "regressed");
+const corr = rep.comparison.metrics.find((m) => m.name === "correctness");
+assert.deepEqual([corr.baseline, corr.candidate, corr.diff, corr.regressed], [1, 0.625, -0.375, true]);
+const failed = rep.candidate.cases.filter((c) => c.scores.correctness === 0).map((c) => c.id).sort();
+assert.deepEqual(failed, ["chain-oil", "compost-turn", "knife-angle"]);
+
+// 3. a threshold wide enough lets it pass
+r = evalRun("--pipeline", path.join(data, "rag_qa_worse.lua"), "--against", "rag_qa", "--max-regression", "0.4", "--quiet");
+assert.equal(r.code, 0, r.out + r.err);
+
+// 4. the baseline by version, read from the store (no run of it this time)
+r = evalRun("--pipeline", path.join(data, "rag_qa_worse.lua"), "--against", `rag_qa@${version.slice(0, 8)}`, "--quiet",
+  "--json", "-");
+assert.equal(r.code, 1);
+const stored = JSON.parse(r.out);
+assert.equal(stored.baseline.stored, true);
+assert.equal(stored.baseline.version, version);
+r = evalRun("--against", "rag_qa@00000000", "--quiet");
+assert.equal(r.code, 2);
+assert.match(r.err, /no stored run of rag_qa@00000000 over this golden set/);
+
+// 5. bad input: clear errors, exit 2
+const bad = path.join(dir, "bad.jsonl");
+fs.writeFileSync(bad, '{"id":"a","question":"q?"}\n{"id":"a","question":"again?"}\n');
+r = spawnSync(MOONGATE, ["eval", bad], { env, encoding: "utf8" });
+assert.equal(r.status, 2);
+assert.match(r.stderr, /bad\.jsonl:2: id 'a' is used twice \(first on line 1\)/);
+fs.writeFileSync(bad, '{"id":"a","question":"q?","expect":{"similar":"x"}}\n');
+r = spawnSync(MOONGATE, ["eval", bad], { env, encoding: "utf8" });
+assert.match(r.stderr, /bad\.jsonl:1: expect: unknown kind 'similar'/);
+r = spawnSync(MOONGATE, ["eval", path.join(data, "small.jsonl"), "--pipeline", "nope"], { env, encoding: "utf8" });
+assert.equal(r.status, 2);
+assert.match(r.stderr, /no pipeline 'nope'/);
+
+// 6. the HTML report in a real browser
+const browser = await launch();
+const { page, errors } = await openPage(browser);
+await page.goto("file://" + path.join(report, "report.html"), { waitUntil: "load" });
+const seen = await page.evaluate(() => ({
+  verdict: document.querySelector("#verdict").textContent,
+  reasons: [...document.querySelectorAll("#reasons li")].map((li) => li.textContent),
+  plots: [...document.querySelectorAll("svg.plot")].map((s) => s.dataset.plot),
+  bars: document.querySelectorAll("svg.plot rect.bar").length,
+  intervals: document.querySelectorAll("svg[data-plot=diff] line.ci").length,
+  cases: document.querySelectorAll("#cases tr").length - 1,
+  width: document.querySelector("svg[data-plot=means]").getBoundingClientRect().width,
+}));
+await screenshot(page, "eval-report");
+await browser.close();
+assert.deepEqual(errors, []);
+assert.equal(seen.verdict, "REGRESSED");
+assert.equal(seen.reasons.length, 4);
+assert.deepEqual(seen.plots, ["means", "dist-correctness", "dist-citation_precision", "dist-citation_recall",
+  "dist-format", "dist-groundedness", "tags", "latency", "tokens", "cost", "diff"]);
+assert.ok(seen.bars > 50, `bars: ${seen.bars}`);
+assert.equal(seen.intervals, 5);
+assert.equal(seen.cases, 8);
+assert.ok(seen.width > 500);
+console.log("ok: eval gate, stored baseline, bad input, report in Chromium");
