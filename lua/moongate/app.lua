@@ -86,6 +86,8 @@ end
 
 M.route({ "/v1/chat/completions", "/chat/completions" }, { name = "chat", method = "POST", handler = gateway_route("chat") })
 M.route({ "/v1/embeddings", "/embeddings" }, { name = "embeddings", method = "POST", handler = gateway_route("embeddings") })
+M.route({ "/v1/feedback", "/feedback" }, { name = "feedback", method = "POST",
+  handler = function(ctx) return require("moongate.gateway.feedback").handle(ctx) end })
 M.route({ "/v1/models", "/models" }, { name = "models", method = "GET", handler = models_view("list") })
 M.route_pattern("^/v1/models/(.+)$", { name = "model", method = "GET", template = "/v1/models/{model}",
   handler = function(ctx) return require("moongate.gateway.models").one(ctx.gw, ctx.capture) end })

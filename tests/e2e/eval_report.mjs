@@ -99,3 +99,25 @@ assert.equal(seen.intervals, 5);
 assert.equal(seen.cases, 8);
 assert.ok(seen.width > 500);
 console.log("ok: eval gate, stored baseline, bad input, report in Chromium");
+
+// 7. a model answers: the config's provider (a real mock upstream), its usage and the config's prices
+const { startMock, writeConfig } = await import("./lib/mockenv.mjs");
+const mock = await startMock("model");
+const cfg = writeConfig("eval.lua", `return {
+  providers = { m = { kind = "mock", base_url = "${mock.url}" } },
+  models = { default = { route = { { provider = "m", model = "mock-small" } } } },
+  prices = { ["mock-small"] = { input = 1.0, output = 2.0 } },
+}`);
+r = evalRun("--config", cfg, "--quiet", "--json", "-", "--concurrency", "3");
+assert.equal(r.code, 0, r.err);
+const viaModel = JSON.parse(r.out).candidate;
+const st = await mock.stats();
+assert.equal(st.chat, 8);
+const tin = viaModel.cases.reduce((s, c) => s + c.tokens_in, 0);
+const tout = viaModel.cases.reduce((s, c) => s + c.tokens_out, 0);
+assert.equal(viaModel.summary.tokens_in, tin);
+assert.ok(tin > 8 * 50, `prompt tokens ${tin}`);
+assert.equal(viaModel.summary.cost, Math.round((tin * 1.0 + tout * 2.0)) / 1e6);
+assert.match(viaModel.cases[0].answer, /^mock answer: Passages:/);
+await mock.stop();
+console.log("ok: eval through a model provider, tokens and cost from its usage");

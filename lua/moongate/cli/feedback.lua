@@ -1,0 +1,79 @@
+-- `moongate feedback export`: rated answers from the trace store turned into golden-set
+-- candidates (JSONL), for a person to curate into a golden set.
+local usage = [==[
+usage: moongate feedback export [--db FILE] [--tenant T] [--since D] [-o FILE]
+
+Reads the feedback sent to POST /v1/feedback, joined with the requests' traces, and writes one
+golden-set case per rated answer (JSONL, the format `moongate eval` reads):
+  a correction            -> expect.contains = the correction
+  rated up (or 4-5), none -> expect.exact = the answer, citations = what it cited
+  rated down, none        -> no expectation yet, tagged needs-expectation
+Every case is tagged feedback and carries notes (the rating, the answer given). The question
+and answer come from the stored request text, kept only for tenants whose policy has
+log_raw = true: feedback on other requests is counted as skipped.
+
+  --db FILE   the trace store (default $MOONGATE_TRACES, else ./moongate-traces.db)
+  --tenant T  only tenant T's feedback
+  --since D   only feedback from the last D (30s, 10m, 2h, 1d)
+  -o FILE     write to FILE instead of stdout
+]==]
+
+local json = require "moongate.json"
+local feedback = require "moongate.feedback"
+local tstore = require "moongate.trace.store"
+
+local function fail(msg, code)
+  io.stderr:write("moongate feedback: ", msg, "\n")
+  return code or 2
+end
+
+return function(args)
+  local o, words = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--help" or a == "-h" then io.write(usage); return 0
+    elseif a == "--db" or a == "--tenant" or a == "--since" or a == "-o" then
+      i = i + 1
+      if args[i] == nil then return fail(a .. " needs a value") end
+      o[a:gsub("^%-+", "")] = args[i]
+    elseif a:sub(1, 1) == "-" then return fail("unknown option " .. a .. " (see --help)")
+    else words[#words + 1] = a end
+    i = i + 1
+  end
+  if words[1] ~= "export" or words[2] then return fail("usage: moongate feedback export [--db FILE] (see --help)") end
+  local since = 0
+  if o.since then
+    local d = tstore.duration(o.since)
+    if not d then return fail("--since takes a duration such as 30s, 10m, 2h, 1d; got " .. o.since) end
+    since = os.time() - d
+  end
+  local path = o.db or tstore.default_path()
+  local f = io.open(path, "rb")
+  if not f then return fail("no trace store at " .. path .. " (serve writes one; --db FILE names another)", 1) end
+  f:close()
+  local s, err = feedback.open(path)
+  if not s then return fail(err, 1) end
+  local rows, qerr = s:rated{ since = since, tenant = o.tenant }
+  s:close()
+  if not rows then return fail(tostring(qerr), 1) end
+  local out = io.stdout
+  if o.o then
+    local e
+    out, e = io.open(o.o, "wb")
+    if not out then return fail("cannot write " .. o.o .. ": " .. tostring(e), 1) end
+  end
+  local n, skipped = 0, 0
+  for _, row in ipairs(rows) do
+    local c = feedback.candidate(row)
+    if c then
+      n = n + 1
+      out:write(json.encode_sorted(c), "\n")
+    else
+      skipped = skipped + 1
+    end
+  end
+  if o.o then out:close() end
+  io.stderr:write(string.format("%d candidates, %d skipped (no stored text: the tenant's policy keeps hashes only)\n", n, skipped))
+  return 0
+end
