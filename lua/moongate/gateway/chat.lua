@@ -453,7 +453,11 @@ function M.handle(gw, req, res, tenant)
   if not mcfg then return missing end
   local stream = doc.stream == true
 
-  local policy, pversion = policy_for(gw)
+  -- a canary release may have picked its candidate policy for this request (moongate.edge.releases)
+  local ectx = moongate.context().edge
+  local rel = ectx and rawget(ectx, "release")
+  local policy, pversion
+  if rel and rel.policy then policy, pversion = rel.policy, rel.version else policy, pversion = policy_for(gw) end
   local rq = { model = name, doc = doc, stream = stream, tenant = tenant, headers = req.headers }
   local pctx = setmetatable({ model = mcfg, config = gw.config, doc = doc, name = name, gw = gw }, PCTX)
   if mcfg.budgets then trace.budgets(mcfg.budgets) end
