@@ -46,7 +46,7 @@ function random() {
 }
 const body = { model: "default", messages: [{ role: "user", content: "hi" }] };
 let n = 0;
-const seen = { control: 0, candidate: 0, controlFailed: 0, candidateFailed: 0 };
+const seen = { control: 0, candidate: 0, controlFailed: 0, candidateFailed: 0, candidateFaulted: 0 };
 let firstCandidate = null;
 let rolledBackAt = null;
 async function one(i) {
@@ -63,6 +63,8 @@ async function one(i) {
     firstCandidate ??= Date.now();
     assert.equal(r.headers.get("x-moongate-provider") ?? "cand", "cand");
     if (r.status >= 500) seen.candidateFailed++;
+    if (headers["x-mock-fault"]) seen.candidateFaulted++;
+    assert.equal(r.status >= 500, Boolean(headers["x-mock-fault"]), r.text);   // it fails exactly when faulted
   } else {
     if (r.status !== 200) seen.controlFailed++;
     assert.equal(r.headers.get("x-moongate-provider"), "ctl");
