@@ -16,7 +16,7 @@ local now = moongate.now
 local BUCKETS = metrics.LATENCY
 M.DEFAULTS = { window = 60, min_requests = 50, max_error_rate = 0.05, check_every = 5 }
 local FIELDS = { flag = true, candidate = true, window = true, min_requests = true, max_error_rate = true,
-                 max_p95_ratio = true, check_every = true, description = true }
+                 max_p95_ratio = true, check_every = true, shadow = true, description = true }
 
 local requests = metrics.counter("moongate_release_requests_total",
   "Requests of a release by variant (control, candidate) and outcome (ok, error: HTTP status >= 500).",
@@ -63,7 +63,7 @@ function M.compile(config)
     for k in pairs(r) do
       if not FIELDS[k] then
         return nil, format("%s: unknown field '%s' (expected flag, candidate, window, min_requests, max_error_rate, " ..
-          "max_p95_ratio, check_every)", where, tostring(k))
+          "max_p95_ratio, check_every, shadow)", where, tostring(k))
       end
     end
     if type(r.flag) ~= "string" or r.flag == "" then return nil, where .. ": flag must name a flag of the flags file" end
@@ -79,6 +79,12 @@ function M.compile(config)
     if r.max_p95_ratio ~= nil then
       if not positive(r.max_p95_ratio) then return nil, where .. ": max_p95_ratio must be a number > 0" end
       rel.max_p95_ratio = r.max_p95_ratio
+    end
+    if r.shadow ~= nil then
+      if type(r.shadow) ~= "number" or r.shadow < 0 or r.shadow > 1 then
+        return nil, where .. ": shadow is the share of control traffic copied to the candidate, from 0 to 1"
+      end
+      rel.shadow = r.shadow > 0 and r.shadow or nil
     end
     rel.min_requests = floor(rel.min_requests)
     out.list[#out.list + 1], out.by_name[name] = rel, rel

@@ -20,7 +20,7 @@ describe("releases.compile", function()
     assert.equal("release a: max_error_rate is a share, from 0 to 1",
       why { a = { flag = "f", candidate = "p", max_error_rate = 5 } })
     assert.equal("release a: unknown field 'windw' (expected flag, candidate, window, min_requests, max_error_rate, " ..
-      "max_p95_ratio, check_every)", why { a = { flag = "f", candidate = "p", windw = 3 } })
+      "max_p95_ratio, check_every, shadow)", why { a = { flag = "f", candidate = "p", windw = 3 } })
     assert.equal("release name 'a b' must be letters, digits, _ or -", why { ["a b"] = { flag = "f", candidate = "p" } })
   end)
 end)

@@ -4,6 +4,7 @@ local usage = [==[
 usage: moongate eval GOLDEN.jsonl [--pipeline NAME[@VERSION]] [--against NAME[@VERSION]]
                      [--config F] [--model M] [--judge M] [--index DIR] [--concurrency N]
                      [--report DIR] [--json F] [--db F] [--max-regression X] [--quiet]
+       moongate eval --shadow [--traces F] [--release NAME] [--since D] [--config F] [--json F]
 
 Runs every case of the golden set through the pipeline (default rag_qa) and scores each answer:
 correctness, citation precision and recall, format, groundedness (and a model's grade with
@@ -21,6 +22,13 @@ file path; VERSION is its content hash (or a prefix), as `moongate traces` shows
   --json F         write the JSON report to F (- for stdout)
   --db F           the eval store (default $MOONGATE_EVALS, else ./moongate-evals.db)
   --max-regression X  the largest drop of a mean score the candidate may show (default 0.02)
+
+--shadow compares what a release's candidate answered to copies of live traffic (the release's
+`shadow` share) with what was served: the candidate's error rate, identical answers, text
+similarity (for tenants whose policy keeps raw text), latency, tokens. It regresses when the
+candidate failed more than --max-regression of the copies (default 0.02), or its p95 is over
+the config's eval.thresholds.latency_p95 times the served one. --traces F is the store the
+gateway writes (default $MOONGATE_TRACES, else ./moongate-traces.db).
 
 Exit status: 0; 1 when the candidate regressed beyond the thresholds (the reasons are printed);
 2 for bad arguments, a golden set or pipeline that does not load.
@@ -43,7 +51,8 @@ local function fail(msg, code)
 end
 
 local VALUED = { pipeline = true, against = true, config = true, model = true, judge = true, index = true,
-                 concurrency = true, report = true, json = true, db = true, ["max-regression"] = true, tenant = true }
+                 concurrency = true, report = true, json = true, db = true, ["max-regression"] = true, tenant = true,
+                 traces = true, release = true, since = true }
 
 local function parse(args)
   local o = { words = {} }
@@ -53,6 +62,7 @@ local function parse(args)
     local name = a:match("^%-%-([%w%-]+)$")
     if a == "--help" or a == "-h" then o.help = true
     elseif a == "--quiet" then o.quiet = true
+    elseif a == "--shadow" then o.shadow = true
     elseif name and VALUED[name] then
       i = i + 1
       if args[i] == nil then return nil, a .. " needs a value" end
@@ -74,11 +84,73 @@ local function print_summary(label, run, s)
   out:write(format("  %-20s %d in, %d out, cost %.6f\n", "tokens", s.tokens_in, s.tokens_out, s.cost))
 end
 
+-- `moongate eval --shadow`: the recorded shadow pairs, compared.
+local function shadow_compare(o)
+  local tstore = require "moongate.trace.store"
+  local shadow_eval = require "moongate.eval.shadow"
+  local th = {}
+  if o.config then
+    local config_mod = require "moongate.config"
+    local cfg, cerr = config_mod.load(config_mod.absolute(o.config))
+    if not cfg then return fail(tostring(cerr)) end
+    for k, v in pairs(type(cfg.eval) == "table" and cfg.eval.thresholds or {}) do th[k] = v end
+  end
+  if o["max-regression"] then
+    th.max_regression = tonumber(o["max-regression"])
+    if not th.max_regression then return fail("--max-regression must be a number >= 0") end
+  end
+  local since = 0
+  if o.since then
+    local d = tstore.duration(o.since)
+    if not d then return fail("--since takes a duration such as 30s, 10m, 2h, 1d; got " .. o.since) end
+    since = os.time() - d
+  end
+  local path = o.traces or tstore.default_path()
+  local f = io.open(path, "rb")
+  if not f then return fail("no trace store at " .. path .. " (the gateway writes one; --traces FILE names another)", 1) end
+  f:close()
+  local db, err = require("moongate.shadow").open(path, true)
+  if not db then return fail(tostring(err), 1) end
+  local ok, rows = pcall(shadow_eval.rows, db, { release = o.release, since = since })
+  db:close()
+  if not ok or not rows then return fail("no shadow traffic recorded in " .. path, 1) end
+  if #rows == 0 then return fail("no shadow traffic recorded in " .. path .. (o.release and (" for " .. o.release) or ""), 1) end
+  local s = shadow_eval.compare(rows, th)
+  out = o.json == "-" and io.stderr or io.stdout
+  out:write(format("shadow %s: %d copies\n", table.concat(s.versions, ", "), s.pairs))
+  out:write(format("  %-20s %.3f (%d of %d)\n", "error rate", s.error_rate, s.errors, s.pairs))
+  out:write(format("  %-20s %.3f\n", "identical answers", s.agreement))
+  if s.similarity then out:write(format("  %-20s %.3f (over %d with text)\n", "similarity", s.similarity, s.compared_text)) end
+  out:write(format("  %-20s served p50 %.1f ms p95 %.1f ms; candidate p50 %.1f ms p95 %.1f ms\n", "latency",
+    s.served.p50 or 0, s.served.p95 or 0, s.shadow.p50 or 0, s.shadow.p95 or 0))
+  out:write(format("  %-20s served %d in, %d out; candidate %d in, %d out\n", "tokens", s.served.tokens_in,
+    s.served.tokens_out, s.shadow.tokens_in, s.shadow.tokens_out))
+  if o.json then
+    s.verdict = s.regressed and "regressed" or "ok"
+    s.reasons = json.array(s.reasons)
+    s.versions = json.array(s.versions)
+    local text = json.encode_sorted(s) .. "\n"
+    if o.json == "-" then io.write(text)
+    else
+      local jf, ferr = io.open(o.json, "wb")
+      if not jf then return fail("cannot write " .. o.json .. ": " .. tostring(ferr), 1) end
+      jf:write(text); jf:close()
+    end
+  end
+  if s.regressed then
+    out:write("REGRESSED:\n")
+    for _, why in ipairs(s.reasons) do out:write("  ", why, "\n") end
+    return 1
+  end
+  return 0
+end
+
 return function(args)
   local o, perr = parse(args)
   if not o then return fail(perr .. " (see `moongate eval --help`)") end
   if o.help then io.write(usage); return 0 end
   out = o.json == "-" and io.stderr or io.stdout
+  if o.shadow then return shadow_compare(o) end
   if #o.words ~= 1 then return fail("give one golden set (see `moongate eval --help`)") end
   local concurrency = tonumber(o.concurrency or 4)
   if not concurrency or concurrency < 1 or concurrency % 1 ~= 0 then return fail("--concurrency must be a whole number >= 1") end

@@ -23,6 +23,7 @@ function M.new(config, gw)
     rel.version = version
     releases.go_live(rel, path)
     releases.watch(rel, path, function() return reload.version(rel.candidate) end)
+    if rel.shadow then require("moongate.shadow").start(gw, path) end
   end
   gw.releases = set
   return setmetatable({ set = set, prices = config.prices }, Stage)
@@ -79,6 +80,16 @@ function Stage:before(ctx)
   end
   ctx.releases = list
   return nil
+end
+
+-- A finished control answer: a sampled copy goes to the candidate in the background (shadow).
+function Stage:response(ctx, r)
+  local list = rawget(ctx, "releases")
+  if not list then return r end
+  for _, e in ipairs(list) do
+    if e.variant == "control" and e.rel.shadow then require("moongate.shadow").offer(e.rel, ctx, r) end
+  end
+  return r
 end
 
 function Stage:finally(ctx)
