@@ -119,5 +119,42 @@ assert.equal(viaModel.summary.tokens_in, tin);
 assert.ok(tin > 8 * 50, `prompt tokens ${tin}`);
 assert.equal(viaModel.summary.cost, Math.round((tin * 1.0 + tout * 2.0)) / 1e6);
 assert.match(viaModel.cases[0].answer, /^mock answer: Passages:/);
+// the system prompt is the template next to the pipeline, its version recorded with the run
+const template = fs.readFileSync(path.join(HOME, "pipelines/rag_qa.system.txt"), "utf8").replace(/\n$/, "");
+let last = JSON.parse((await mock.last()).body);
+assert.equal(last.messages[0].role, "system");
+assert.equal(last.messages[0].content, template);
+assert.equal(viaModel.summary.prompt_versions.length, 1);
+assert.match(viaModel.summary.prompt_versions[0], /^[0-9a-f]{16}$/);
+// --prompt gives the candidate another template: a new version, sent to the model
+const terse = path.join(dir, "terse.txt");
+fs.writeFileSync(terse, "Answer in one sentence, citing [n].\n");
+r = evalRun("--config", cfg, "--quiet", "--json", "-", "--prompt", terse);
+assert.equal(r.code, 0, r.err);
+last = JSON.parse((await mock.last()).body);
+assert.equal(last.messages[0].content, "Answer in one sentence, citing [n].");
+assert.notDeepEqual(JSON.parse(r.out).candidate.summary.prompt_versions, viaModel.summary.prompt_versions);
 await mock.stop();
 console.log("ok: eval through a model provider, tokens and cost from its usage");
+
+// 8. served by the gateway, the pipeline's stage spans name the prompt version
+const { startGateway, chat, stopAll } = await import("./lib/mockenv.mjs");
+const gcfg = writeConfig("docs.lua", `return {
+  providers = { docs = { kind = "extractive", index = "${path.join(data, "corpus")}" } },
+  models = { ["*"] = { route = { { provider = "docs" } } } },
+  trace = { store = "${path.join(dir, "traces.db")}" },
+}`);
+const gw = await startGateway(gcfg, { MOONGATE_INDEX_CACHE: env.MOONGATE_INDEX_CACHE });
+const answer = await chat(gw, { model: "m", messages: [{ role: "user", content: "How often should I oil the bicycle chain?" }] });
+assert.equal(answer.status, 200);
+await new Promise((res) => setTimeout(res, 300));
+const trace = await (await fetch(`${gw.base}/admin/traces/${answer.headers.get("x-request-id")}`)).json();
+const stages = trace.spans.filter((s) => ["retrieve", "rerank", "build_context", "generate", "answer"].includes(s.name));
+assert.equal(stages.length, 5);
+for (const s of stages) {
+  const a = Object.fromEntries(s.attributes.map((x) => [x.key, Object.values(x.value)[0]]));
+  assert.equal(a["moongate.prompt"], "rag_qa.system");
+  assert.equal(a["moongate.prompt.version"], viaModel.summary.prompt_versions[0]);
+}
+await stopAll({ name: "gateway", child: gw.child });
+console.log("ok: the prompt version in every stage span");

@@ -3,7 +3,7 @@
 local usage = [==[
 usage: moongate eval GOLDEN.jsonl [--pipeline NAME[@VERSION]] [--against NAME[@VERSION]]
                      [--config F] [--model M] [--judge M] [--index DIR] [--concurrency N]
-                     [--report DIR] [--json F] [--db F] [--max-regression X] [--quiet]
+                     [--report DIR] [--json F] [--db F] [--max-regression X] [--prompt FILE] [--quiet]
        moongate eval --shadow [--traces F] [--release NAME] [--since D] [--config F] [--json F]
 
 Runs every case of the golden set through the pipeline (default rag_qa) and scores each answer:
@@ -16,6 +16,8 @@ file path; VERSION is its content hash (or a prefix), as `moongate traces` shows
   --config F       a gateway config: its providers answer (--model M, default "default"), its
                    prices give costs, its eval = { thresholds =, index = } table applies
   --judge M        grade every answer with model M of the config (1-5, shown as 0..1)
+  --prompt FILE    the candidate's system prompt template instead of its own (the pipeline's
+                   prompt = option); the versions used are printed with the run
   --index DIR      the index (or folder of documents) the pipeline retrieves from
   --concurrency N  cases in flight at once (default 4)
   --report DIR     write DIR/report.html and DIR/report.json
@@ -52,7 +54,7 @@ end
 
 local VALUED = { pipeline = true, against = true, config = true, model = true, judge = true, index = true,
                  concurrency = true, report = true, json = true, db = true, ["max-regression"] = true, tenant = true,
-                 traces = true, release = true, since = true }
+                 traces = true, release = true, since = true, prompt = true }
 
 local function parse(args)
   local o = { words = {} }
@@ -78,7 +80,8 @@ end
 local out = io.stdout
 
 local function print_summary(label, run, s)
-  out:write(format("%s %s@%s: %d cases, %d failed\n", label, run.pipeline, run.version:sub(1, 16), s.cases, s.errors))
+  local pv = s.prompt_versions and #s.prompt_versions > 0 and (" (prompt " .. table.concat(s.prompt_versions, ", ") .. ")") or ""
+  out:write(format("%s %s@%s%s: %d cases, %d failed\n", label, run.pipeline, run.version:sub(1, 16), pv, s.cases, s.errors))
   for _, n in ipairs(s.scorers) do out:write(format("  %-20s %.3f\n", n, s.scores[n])) end
   out:write(format("  %-20s p50 %.1f ms  p95 %.1f ms\n", "latency", s.latency_ms.p50 or 0, s.latency_ms.p95 or 0))
   out:write(format("  %-20s %d in, %d out, cost %.6f\n", "tokens", s.tokens_in, s.tokens_out, s.cost))
@@ -196,6 +199,7 @@ return function(args)
 
   -- what answers: the config's model through its provider, else the pipeline's own offline answerer
   local ro = { concurrency = concurrency, tenant = o.tenant }
+  local cand_prompt = o.prompt and config_mod.absolute(o.prompt)
   local model = o.model or "default"
   if gw then
     local gen, tier, p = runner.generator(gw, model)
@@ -219,6 +223,7 @@ return function(args)
   if not st then return fail(serr, 1) end
 
   local function run_one(p, label)
+    ro.prompt = label ~= "baseline" and cand_prompt or nil   -- --prompt is the candidate's alone
     local bar = progress.new{ quiet = o.quiet }
     ro.progress = function(done, total, r)
       bar:step(done, total, format("%s %s %s", label, r.id, r.error and "failed" or ""))

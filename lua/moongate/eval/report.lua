@@ -16,6 +16,7 @@ local function run_json(run, results, s)
     local sc = json.object()
     for k, v in pairs(r.scores) do sc[k] = r6(v) end
     cases[i] = { id = r.id, tags = json.array(r.tags or {}), answer = r.answer, citations = json.array(r.citations or {}),
+                 prompt_version = r.prompt_version,
                  error = r.error, scores = sc, why = json.object(r.why or {}), latency_ms = r6(r.latency_ms),
                  tokens_in = r.tokens_in, tokens_out = r.tokens_out, cost = r6(r.cost) }
   end
@@ -31,7 +32,8 @@ local function run_json(run, results, s)
     id = run.id, pipeline = run.pipeline, version = run.version, path = run.path, stored = run.stored,
     summary = { cases = s.cases, errors = s.errors, scores = scores, tags = tags,
                 latency_ms = { p50 = r6(s.latency_ms.p50), p95 = r6(s.latency_ms.p95), mean = r6(s.latency_ms.mean) },
-                tokens_in = s.tokens_in, tokens_out = s.tokens_out, cost = r6(s.cost) },
+                tokens_in = s.tokens_in, tokens_out = s.tokens_out, cost = r6(s.cost),
+                prompt_versions = json.array(s.prompt_versions or {}) },
     cases = cases,
   }
 end

@@ -116,7 +116,7 @@ local function run_case(o, mod, case)
   local generate = o.generate and function(g) return o.generate(g, usage) end or nil
   local t0 = now()
   local ok, r, err = pcall(mod.answer, { question = case.question, messages = case.messages, index = o.index,
-                                         tenant = o.tenant, generate = generate })
+                                         tenant = o.tenant, generate = generate, prompt = o.prompt })
   local latency = (now() - t0) * 1000
   local out = { id = case.id, tags = case.tags, latency_ms = latency }
   if not ok or not r then
@@ -124,6 +124,7 @@ local function run_case(o, mod, case)
     out.answer, out.citations = "", {}
   else
     out.answer = type(r.answer) == "string" and r.answer or ""
+    out.prompt_version = r.prompt_version
     local texts = {}
     for _, h in ipairs(r.hits or {}) do texts[tostring(h.id)] = h.text end
     out.citations, out.snippets = {}, {}
@@ -161,7 +162,8 @@ local function run_case(o, mod, case)
 end
 
 --- runner.run(golden, pipeline, o) -> results (one per case, in the golden set's order)
---- o: index, tenant, generate, judge, price, concurrency (4), progress(done, total, result)
+--- o: index, tenant, generate, judge, price, concurrency (4), progress(done, total, result),
+--- prompt (the pipeline's req.prompt: another template for its system prompt)
 function M.run(golden, pipeline, o)
   local mod, err = M.load(pipeline)
   if not mod then return nil, err end

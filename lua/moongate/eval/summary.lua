@@ -32,7 +32,12 @@ function M.of(results)
   local names = M.scorer_names(results)
   local lat, tin, tout, cost, errors = {}, 0, 0, 0, 0
   local by_tag, tag_names = {}, {}
+  local prompts, pseen = {}, {}
   for i, r in ipairs(results) do
+    if r.prompt_version and not pseen[r.prompt_version] then
+      pseen[r.prompt_version] = true
+      prompts[#prompts + 1] = r.prompt_version
+    end
     lat[i] = r.latency_ms
     tin, tout, cost = tin + (r.tokens_in or 0), tout + (r.tokens_out or 0), cost + (r.cost or 0)
     if r.error then errors = errors + 1 end
@@ -46,7 +51,7 @@ function M.of(results)
   for _, t in ipairs(tag_names) do tags[t] = { cases = #by_tag[t], scores = means(by_tag[t], names) } end
   return {
     cases = #results, errors = errors, scorers = names, scores = means(results, names), tags = tags,
-    tag_names = tag_names,
+    tag_names = tag_names, prompt_versions = prompts,
     latency_ms = { p50 = stats.percentile(lat, 50), p95 = stats.percentile(lat, 95), mean = stats.mean(lat) },
     tokens_in = tin, tokens_out = tout, cost = cost,
   }
