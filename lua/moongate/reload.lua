@@ -36,20 +36,18 @@ end
 -- Compile and run src in a fresh environment (globals it sets stay its own), then validate.
 -- A text unit (a prompt template) is not compiled: its module is { text = src }.
 local function build(path, src, validate, text)
+  local mod
   if text then
-    local mod = { text = src }
-    if validate then
-      local vok, verr = validate(mod)
-      if not vok then return nil, path .. ": " .. tostring(verr or "invalid") end
-    end
-    return mod
+    mod = { text = src }
+  else
+    local fn, err = loadstring(src, "@" .. path)
+    if not fn then return nil, err end
+    setfenv(fn, setmetatable({}, { __index = _G }))
+    local ok
+    ok, mod = pcall(fn)
+    if not ok then return nil, tostring(mod) end
+    if mod == nil then return nil, path .. ": the unit returned nothing" end
   end
-  local fn, err = loadstring(src, "@" .. path)
-  if not fn then return nil, err end
-  setfenv(fn, setmetatable({}, { __index = _G }))
-  local ok, mod = pcall(fn)
-  if not ok then return nil, tostring(mod) end
-  if mod == nil then return nil, path .. ": the unit returned nothing" end
   if validate then
     local vok, verr = validate(mod)
     if not vok then return nil, path .. ": " .. tostring(verr or "invalid") end

@@ -52,29 +52,11 @@ local function fail(msg, code)
   return code or 2
 end
 
+local args_lib = require "moongate.cli.lib.args"
+
 local VALUED = { pipeline = true, against = true, config = true, model = true, judge = true, index = true,
                  concurrency = true, report = true, json = true, db = true, ["max-regression"] = true, tenant = true,
                  traces = true, release = true, since = true, prompt = true }
-
-local function parse(args)
-  local o = { words = {} }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local name = a:match("^%-%-([%w%-]+)$")
-    if a == "--help" or a == "-h" then o.help = true
-    elseif a == "--quiet" then o.quiet = true
-    elseif a == "--shadow" then o.shadow = true
-    elseif name and VALUED[name] then
-      i = i + 1
-      if args[i] == nil then return nil, a .. " needs a value" end
-      o[name] = args[i]
-    elseif a:sub(1, 1) == "-" and a ~= "-" then return nil, "unknown option " .. a
-    else o.words[#o.words + 1] = a end
-    i = i + 1
-  end
-  return o
-end
 
 -- The human-readable text; on stderr when stdout carries the JSON report (--json -).
 local out = io.stdout
@@ -89,7 +71,6 @@ end
 
 -- `moongate eval --shadow`: the recorded shadow pairs, compared.
 local function shadow_compare(o)
-  local tstore = require "moongate.trace.store"
   local shadow_eval = require "moongate.eval.shadow"
   local th = {}
   if o.config then
@@ -102,16 +83,10 @@ local function shadow_compare(o)
     th.max_regression = tonumber(o["max-regression"])
     if not th.max_regression then return fail("--max-regression must be a number >= 0") end
   end
-  local since = 0
-  if o.since then
-    local d = tstore.duration(o.since)
-    if not d then return fail("--since takes a duration such as 30s, 10m, 2h, 1d; got " .. o.since) end
-    since = os.time() - d
-  end
-  local path = o.traces or tstore.default_path()
-  local f = io.open(path, "rb")
-  if not f then return fail("no trace store at " .. path .. " (the gateway writes one; --traces FILE names another)", 1) end
-  f:close()
+  local since, serr = args_lib.since(o.since)
+  if not since then return fail(serr) end
+  local path, perr = args_lib.trace_store(o.traces, "--traces")
+  if not path then return fail(perr, 1) end
   local db, err = require("moongate.shadow").open(path, true)
   if not db then return fail(tostring(err), 1) end
   local ok, rows = pcall(shadow_eval.rows, db, { release = o.release, since = since })
@@ -132,13 +107,10 @@ local function shadow_compare(o)
     s.verdict = s.regressed and "regressed" or "ok"
     s.reasons = json.array(s.reasons)
     s.versions = json.array(s.versions)
-    local text = json.encode_sorted(s) .. "\n"
-    if o.json == "-" then io.write(text)
-    else
-      local jf, ferr = io.open(o.json, "wb")
-      if not jf then return fail("cannot write " .. o.json .. ": " .. tostring(ferr), 1) end
-      jf:write(text); jf:close()
-    end
+    local jf, done = args_lib.output(o.json)
+    if not jf then return fail(done, 1) end
+    jf:write(json.encode_sorted(s), "\n")
+    done()
   end
   if s.regressed then
     out:write("REGRESSED:\n")
@@ -149,8 +121,9 @@ local function shadow_compare(o)
 end
 
 return function(args)
-  local o, perr = parse(args)
-  if not o then return fail(perr .. " (see `moongate eval --help`)") end
+  local o, words = args_lib.parse(args, VALUED, { quiet = true, shadow = true })
+  if not o then return fail(words .. " (see `moongate eval --help`)") end
+  o.words = words
   if o.help then io.write(usage); return 0 end
   out = o.json == "-" and io.stderr or io.stdout
   if o.shadow then return shadow_compare(o) end
@@ -288,13 +261,10 @@ return function(args)
     out:write("report: ", o.report, "/report.html\n")
   end
   if o.json then
-    local text = json.encode_sorted(report.data(r)) .. "\n"
-    if o.json == "-" then io.write(text)
-    else
-      local f, ferr = io.open(o.json, "wb")
-      if not f then return fail("cannot write " .. o.json .. ": " .. tostring(ferr), 1) end
-      f:write(text); f:close()
-    end
+    local jf, done = args_lib.output(o.json)
+    if not jf then return fail(done, 1) end
+    jf:write(json.encode_sorted(report.data(r)), "\n")
+    done()
   end
   if cmp and cmp.regressed then
     out:write("REGRESSED:\n")

@@ -1,7 +1,7 @@
 -- `moongate feedback export`: rated answers from the trace store turned into golden-set
 -- candidates (JSONL), for a person to curate into a golden set.
 local usage = [==[
-usage: moongate feedback export [--db FILE] [--tenant T] [--since D] [-o FILE]
+usage: moongate feedback export [--db FILE] [--tenant T] [--since D] [-o|--out FILE]
 
 Reads the feedback sent to POST /v1/feedback, joined with the requests' traces, and writes one
 golden-set case per rated answer (JSONL, the format `moongate eval` reads):
@@ -20,7 +20,7 @@ log_raw = true: feedback on other requests is counted as skipped.
 
 local json = require "moongate.json"
 local feedback = require "moongate.feedback"
-local tstore = require "moongate.trace.store"
+local args_lib = require "moongate.cli.lib.args"
 
 local function fail(msg, code)
   io.stderr:write("moongate feedback: ", msg, "\n")
@@ -28,41 +28,21 @@ local function fail(msg, code)
 end
 
 return function(args)
-  local o, words = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--help" or a == "-h" then io.write(usage); return 0
-    elseif a == "--db" or a == "--tenant" or a == "--since" or a == "-o" then
-      i = i + 1
-      if args[i] == nil then return fail(a .. " needs a value") end
-      o[a:gsub("^%-+", "")] = args[i]
-    elseif a:sub(1, 1) == "-" then return fail("unknown option " .. a .. " (see --help)")
-    else words[#words + 1] = a end
-    i = i + 1
-  end
+  local o, words = args_lib.parse(args, { db = true, tenant = true, since = true, out = true })
+  if not o then return fail(words .. " (see --help)") end
+  if o.help then io.write(usage); return 0 end
   if words[1] ~= "export" or words[2] then return fail("usage: moongate feedback export [--db FILE] (see --help)") end
-  local since = 0
-  if o.since then
-    local d = tstore.duration(o.since)
-    if not d then return fail("--since takes a duration such as 30s, 10m, 2h, 1d; got " .. o.since) end
-    since = os.time() - d
-  end
-  local path = o.db or tstore.default_path()
-  local f = io.open(path, "rb")
-  if not f then return fail("no trace store at " .. path .. " (serve writes one; --db FILE names another)", 1) end
-  f:close()
+  local since, serr = args_lib.since(o.since)
+  if not since then return fail(serr) end
+  local path, perr = args_lib.trace_store(o.db, "--db")
+  if not path then return fail(perr, 1) end
   local s, err = feedback.open(path)
   if not s then return fail(err, 1) end
   local rows, qerr = s:rated{ since = since, tenant = o.tenant }
   s:close()
   if not rows then return fail(tostring(qerr), 1) end
-  local out = io.stdout
-  if o.o then
-    local e
-    out, e = io.open(o.o, "wb")
-    if not out then return fail("cannot write " .. o.o .. ": " .. tostring(e), 1) end
-  end
+  local out, done = args_lib.output(o.out)
+  if not out then return fail(done, 1) end
   local n, skipped = 0, 0
   for _, row in ipairs(rows) do
     local c = feedback.candidate(row)
@@ -73,7 +53,7 @@ return function(args)
       skipped = skipped + 1
     end
   end
-  if o.o then out:close() end
+  done()
   io.stderr:write(string.format("%d candidates, %d skipped (no stored text: the tenant's policy keeps hashes only)\n", n, skipped))
   return 0
 end
