@@ -82,10 +82,24 @@ function M.open(path, opts)
   return setmetatable({ db = db, path = path }, Store)
 end
 
---- store:request(id) -> { tenant =, status = } of a stored trace | nil
+--- store:request(id) -> { tenant =, status =, spans = OTLP JSON } of a stored trace | nil
 function Store:request(id)
-  local ok, rows = pcall(self.db.query, self.db, "SELECT tenant, status FROM traces WHERE request_id = ?", id)
+  local ok, rows = pcall(self.db.query, self.db, "SELECT tenant, status, spans FROM traces WHERE request_id = ?", id)
   return ok and rows and rows[1] or nil
+end
+
+--- feedback.release_of(spans_json) -> release, variant | nil: what the root span says served it
+function M.release_of(spans)
+  local list = type(spans) == "string" and json.decode(spans)
+  if type(list) ~= "table" then return nil end
+  for _, sp in ipairs(list) do
+    if sp.parentSpanId == nil or sp.parentSpanId == "" then
+      local a = {}
+      for _, kv in ipairs(sp.attributes or {}) do a[kv.key] = kv.value and kv.value.stringValue end
+      if a["moongate.release"] then return a["moongate.release"], a["moongate.release.variant"] end
+      return nil
+    end
+  end
 end
 
 --- store:save(f, tenant) -> true | nil, err   (a second feedback for a request replaces the first)

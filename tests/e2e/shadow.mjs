@@ -42,9 +42,16 @@ for (let k = 0; k < 100 && (await cand.stats()).chat < 20; k++) await new Promis
 assert.equal((await cand.stats()).chat, 20);
 await new Promise((r) => setTimeout(r, 300));
 
+// feedback on a served answer is counted for its variant
+const fb = await fetch(`${gw.base}/v1/feedback`, { method: "POST",
+  headers: { authorization: "Bearer sk-acme", "content-type": "application/json" },
+  body: JSON.stringify({ request_id: ids[1], rating: "up" }) });
+assert.equal(fb.status, 201);
+await new Promise((r) => setTimeout(r, 1100));   // the metrics tick
 const m = await (await fetch(`${gw.base}/metrics`, { headers: { authorization: "Bearer sk-admin" } })).text();
 assert.match(m, /moongate_shadow_requests_total\{release="route_v2",outcome="ok"\} 15/);
 assert.match(m, /moongate_shadow_requests_total\{release="route_v2",outcome="error"\} 5/);
+assert.match(m, /moongate_release_feedback_total\{release="route_v2",variant="control",kind="positive"\} 1/);
 // each copy has its own trace: the served request's id prefixed with shadow-
 let traced = 0;
 for (const id of ids) {

@@ -3,6 +3,11 @@
 local json = require "moongate.json"
 local errors = require "moongate.gateway.errors"
 local feedback = require "moongate.feedback"
+local metrics = require "moongate.metrics"
+
+local rated = metrics.counter("moongate_release_feedback_total",
+  "Feedback on the answers of a release's variant: positive (score >= 0.75), negative (<= 0.25), neutral, " ..
+  "or correction (no rating).", { "release", "variant", "kind" })
 
 local M = {}
 
@@ -46,6 +51,11 @@ function M.handle(ctx)
   end
   local ok, serr = s:save(f, ctx.tenant)
   if not ok then return errors.response(503, "cannot store the feedback: " .. tostring(serr), "feedback_unavailable") end
+  local release, variant = feedback.release_of(t.spans)
+  if release then
+    local kind = not f.score and "correction" or f.score >= 0.75 and "positive" or f.score <= 0.25 and "negative" or "neutral"
+    rated:inc(1, release, variant or "", kind)
+  end
   return { status = 201, headers = { ["content-type"] = "application/json" },
            body = assert(json.encode({ object = "feedback", request_id = f.request_id, rating = f.rating or json.null,
                                        score = f.score or json.null, tags = json.array(f.tags) })) }
