@@ -74,6 +74,21 @@ r = spawnSync(MOONGATE, ["eval", path.join(data, "small.jsonl"), "--pipeline", "
 assert.equal(r.status, 2);
 assert.match(r.stderr, /no pipeline 'nope'/);
 
+for (const [args, msg] of [
+  [["--concurrency", "0"], /--concurrency must be a whole number >= 1/],
+  [["--max-regression", "x"], /--max-regression must be a number >= 0/],
+  [["--pipelin", "rag_qa"], /unknown option --pipelin/],
+  [["--judge", "m"], /--judge needs a config/],
+  [["--pipeline", "rag_qa@0000"], /pipeline rag_qa is at version [0-9a-f]{16}, not 0000/],
+]) {
+  r = evalRun(...args);
+  assert.equal(r.code, 2, args.join(" "));
+  assert.match(r.err, msg);
+}
+r = spawnSync(MOONGATE, ["eval", path.join(dir, "none.jsonl")], { env, encoding: "utf8" });
+assert.equal(r.status, 2);
+assert.match(r.stderr, /cannot read golden set .*none\.jsonl: No such file or directory/);
+
 // 6. the HTML report in a real browser
 const browser = await launch();
 const { page, errors } = await openPage(browser);

@@ -132,3 +132,49 @@ describe("eval.summary.compare", function()
     assert.is_false(c.regressed)
   end)
 end)
+
+describe("eval.runner", function()
+  local runner = require "moongate.eval.runner"
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir .. "/pipelines") == 0)
+  local f = assert(io.open(dir .. "/pipelines/echo.lua", "wb"))
+  f:write([[
+return { answer = function(req)
+  if req.question:find("boom") then error("exploded") end
+  if req.question:find("nil") then return nil, "no index" end
+  return { answer = "You asked: " .. req.question .. " [1]", citations = { { n = 1, id = 7, doc_id = "a.md" } },
+           hits = { { id = 7, text = "You asked about tea." } } }
+end }
+]])
+  f:close()
+
+  it("resolves a name in the first folder that has it, with its content hash", function()
+    local p = assert(runner.resolve("echo", { "/nonexistent", dir }))
+    assert.equal(dir .. "/pipelines/echo.lua", p.path)
+    assert.matches("^%x+$", p.version)
+    assert.equal(16, #p.version)
+    local q = assert(runner.resolve("echo@" .. p.version:sub(1, 6), { dir }))
+    assert.equal(p.version:sub(1, 6), q.wanted)
+    assert.equal("no pipeline 'nope' (looked for nope.lua in " .. dir .. "/pipelines)", select(2, runner.resolve("nope", { dir })))
+  end)
+
+  it("runs every case concurrently, scores them, and counts a failing case as 0", function()
+    local g = { cases = {
+      assert(golden.case { id = "ok", question = "tea?", expect = { contains = "tea" }, citations = { "a.md" } }),
+      assert(golden.case { id = "boom", question = "boom?", expect = { contains = "x" } }),
+      assert(golden.case { id = "nil", question = "nil?" }),
+    } }
+    local seen = {}
+    local results = assert(runner.run(g, assert(runner.resolve("echo", { dir })),
+      { concurrency = 2, progress = function(done, total, r) seen[#seen + 1] = done .. "/" .. total .. " " .. r.id end }))
+    assert.equal(3, #seen)
+    assert.same({ correctness = 1, citation_precision = 1, citation_recall = 1, format = 1, groundedness = 1 }, results[1].scores)
+    assert.matches("exploded", results[2].error)
+    assert.equal(0, results[2].scores.correctness)
+    assert.equal("no index", results[3].error)
+    local s = summary.of(results)
+    assert.same({ 3, 2 }, { s.cases, s.errors })
+    assert.equal(1 / 3, s.scores.correctness)
+  end)
+end)

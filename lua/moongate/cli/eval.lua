@@ -44,6 +44,7 @@ local summary = require "moongate.eval.summary"
 local report = require "moongate.eval.report"
 local estore = require "moongate.eval.store"
 local progress = require "moongate.cli.lib.progress"
+local args_lib = require "moongate.cli.lib.args"
 
 local format = string.format
 
@@ -51,8 +52,6 @@ local function fail(msg, code)
   io.stderr:write("moongate eval: ", msg, "\n")
   return code or 2
 end
-
-local args_lib = require "moongate.cli.lib.args"
 
 local VALUED = { pipeline = true, against = true, config = true, model = true, judge = true, index = true,
                  concurrency = true, report = true, json = true, db = true, ["max-regression"] = true, tenant = true,
@@ -94,7 +93,6 @@ local function shadow_compare(o)
   if not ok or not rows then return fail("no shadow traffic recorded in " .. path, 1) end
   if #rows == 0 then return fail("no shadow traffic recorded in " .. path .. (o.release and (" for " .. o.release) or ""), 1) end
   local s = shadow_eval.compare(rows, th)
-  out = o.json == "-" and io.stderr or io.stdout
   out:write(format("shadow %s: %d copies\n", table.concat(s.versions, ", "), s.pairs))
   out:write(format("  %-20s %.3f (%d of %d)\n", "error rate", s.error_rate, s.errors, s.pairs))
   out:write(format("  %-20s %.3f\n", "identical answers", s.agreement))
