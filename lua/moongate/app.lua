@@ -95,6 +95,8 @@ M.route("/admin/breakers", { name = "breakers", method = "GET", admin = true, ha
 M.route("/admin/usage", { name = "usage", method = "GET", admin = true, handler = models_view("usage") })
 M.route("/admin/flags", { name = "flags", method = "GET", admin = true,
   handler = function(ctx) return require("moongate.gateway.flags").show(ctx.gw) end })
+M.route("/admin/releases", { name = "releases", method = "GET", admin = true,
+  handler = function(ctx) return require("moongate.gateway.releases").show(ctx.gw) end })
 M.route("/metrics", { name = "metrics", method = "GET", admin = true, handler = telemetry.metrics })
 M.route("/admin/traces", { name = "traces", method = "GET", admin = true,
   handler = function(ctx) return telemetry.list(ctx.req) end })

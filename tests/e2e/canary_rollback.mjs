@@ -101,6 +101,15 @@ assert.equal((await cand.stats()).chat, candBefore);
 assert.equal(seen.controlFailed, 0);
 assert.equal(await rollbacks(), 1);
 
+// what the gateway serves now: GET /admin/releases
+const live = (await (await fetch(`${gw.base}/admin/releases`)).json()).data[0];
+assert.equal(live.name, "route_v2");
+assert.equal(live.state, "rolled back");
+assert.match(live.reason, /^canary error rate/);
+assert.equal(live.control.errors, 0);
+assert.ok(live.control.requests >= 100, JSON.stringify(live.control));
+assert.equal(live.window, WINDOW);
+
 // the metrics per variant
 const metrics = await (await fetch(`${gw.base}/metrics`)).text();
 const count = (variant, outcome) => Number((metrics.split("\n").find((l) =>
