@@ -231,7 +231,7 @@ return function(args)
       baseline = b
     end
   end
-  local candidate, err = run_one(cand, "candidate")
+  local candidate, err = run_one(cand, base and "candidate" or "run")
   st:close()
   if not candidate then return fail(err) end
 
