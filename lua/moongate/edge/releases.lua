@@ -96,6 +96,7 @@ function Stage:finally(ctx)
   local list = rawget(ctx, "releases")
   if not list then return end
   local status = ctx.res.status or ctx.status or 499
+  if rawget(ctx, "stream_failed") then status = 502 end   -- a stream cut after its 200
   local u = ctx.usage
   local spent
   local p = self.prices and ctx.model and (self.prices[ctx.model] or self.prices["*"])

@@ -664,6 +664,7 @@ function M.handle(gw, req, res, tenant)
     gw.breaker:failure(tier.provider, false)
     res:write("data: " .. errors.body(502, failure, "upstream_error") .. "\n\n")
     sp:fail(failure)
+    if edge then edge.stream_failed = failure end   -- sent as 200, failed all the same (releases count it)
   end
   sp:finish()
   res:finish()
