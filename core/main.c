@@ -30,6 +30,9 @@ static const char *usage =
     "  tenants | keys | flags       manage tenants, API keys; show a flags file\n"
     "  traces [show ID]             recent requests and their span waterfalls\n"
     "  stats [--since 1h]           p50/p95/p99 per step and per model\n"
+    "  eval GOLDEN.jsonl [--pipeline P] [--against B]   score a pipeline on a golden set, gate on regressions\n"
+    "  goldens | feedback           propose golden cases from an index; export rated answers\n"
+    "  releases status CONFIG       canary releases: what is live, at what share, since when\n"
     "  version                      print the version\n"
     "\n"
     "`moongate <command> --help` tells more.\n";

@@ -17,6 +17,12 @@ local M = { name = "rag_qa" }
 -- moongate.retrieval.rerank's http kind): the local one lowered nDCG@10 on Cranfield.
 M.defaults = { k = 5, candidates = 20, mode = "hybrid", rerank = false, budget = 1500, max_sentences = 3 }
 
+-- The system prompt is a template next to this file (rag_qa.system.txt): versioned by its
+-- content hash, hot-reloaded, and named in every stage's span. req.prompt picks another one
+-- (a flag's variant can name it); M.SYSTEM is the fallback when the file is missing.
+local prompts = require "moongate.prompts"
+M.FILE = (debug.getinfo(1, "S").source:gsub("^@", ""))
+M.PROMPT = prompts.next_to(M.FILE, "system")
 M.SYSTEM = "Answer the question using only the numbered passages. Cite the passages you use " ..
   "as [n] right after the statement they support. If the passages do not answer the question, " ..
   "say that you don't know."
@@ -89,6 +95,7 @@ local function trace(ctx, name, fn)
   ctx.spans = ctx.spans or {}
   ctx.spans[#ctx.spans + 1] = { name = name, seconds = os.clock() - t0, ok = ok and true or false, err = err }
   if not sp.noop then
+    if ctx.prompt then sp:set("moongate.prompt", ctx.prompt.name):set("moongate.prompt.version", ctx.prompt.version) end
     local attrs = M.span_attrs[name]
     if attrs then for k, v in pairs(attrs(ctx)) do sp:set(k, v) end end
     if not ok then sp:fail(err) end
@@ -143,7 +150,7 @@ M.stages = {
       local out, err = ctx.generate {
         question = ctx.question, context = c.text, passages = c.passages,
         messages = {
-          { role = "system", content = M.SYSTEM },
+          { role = "system", content = ctx.prompt and ctx.prompt.text or M.SYSTEM },
           { role = "user", content = "Passages:\n\n" .. c.text .. "\n\nQuestion: " .. ctx.question },
         },
       }
@@ -202,8 +209,9 @@ function M.run(ctx)
 end
 
 --- answer{question =, index = DIR | idx, tenant =, labels =, filters =, k = 5, mode = "hybrid",
---   rerank = true | reranker | false, budget = 1500, generate = fn | nil}
--- -> {answer =, citations = {{n, id, doc_id, source, title, heading}}, hits =, version =} | nil, err
+--   rerank = true | reranker | false, budget = 1500, generate = fn | nil, prompt = template}
+-- -> {answer =, citations = {{n, id, doc_id, source, title, heading}}, hits =, version =,
+--     prompt_version =} | nil, err
 -- generate{question, context, passages, messages} -> text | nil, err: a model call; without
 -- it the extractive answerer writes the answer from the passages.
 function M.answer(req)
@@ -218,9 +226,19 @@ function M.answer(req)
     max_sentences = req.max_sentences or d.max_sentences, generate = req.generate,
   }
   if req.rerank == nil then ctx.rerank = d.rerank else ctx.rerank = req.rerank end
+  -- the system prompt: req.prompt (a template path, or a name next to this file), else ours
+  local ppath = req.prompt and (req.prompt:find("/", 1, true) and req.prompt or prompts.next_to(M.FILE, req.prompt))
+  if ppath then
+    local p, perr = prompts.load(ppath)
+    if not p then return nil, "prompt: " .. tostring(perr) end
+    ctx.prompt = p
+  else
+    ctx.prompt = prompts.load(M.PROMPT)   -- nil when the file is missing: M.SYSTEM
+  end
   local ok, err = M.run(ctx)
   if not ok then return nil, err end
   ctx.answer.spans = ctx.spans
+  ctx.answer.prompt_version = ctx.prompt and ctx.prompt.version
   return ctx.answer
 end
 

@@ -87,6 +87,8 @@ end
 
 M.route({ "/v1/chat/completions", "/chat/completions" }, { name = "chat", method = "POST", handler = gateway_route("chat") })
 M.route({ "/v1/embeddings", "/embeddings" }, { name = "embeddings", method = "POST", handler = gateway_route("embeddings") })
+M.route({ "/v1/feedback", "/feedback" }, { name = "feedback", method = "POST",
+  handler = function(ctx) return require("moongate.gateway.feedback").handle(ctx) end })
 M.route({ "/v1/models", "/models" }, { name = "models", method = "GET", handler = models_view("list") })
 M.route_pattern("^/v1/models/(.+)$", { name = "model", method = "GET", template = "/v1/models/{model}",
   handler = function(ctx) return require("moongate.gateway.models").one(ctx.gw, ctx.capture) end })
@@ -98,6 +100,8 @@ M.route("/admin/versions", { name = "versions", method = "GET", admin = true,
   handler = function(ctx) return require("moongate.gateway.versions").show(ctx.gw) end })
 M.route("/admin/stats", { name = "stats", method = "GET", admin = true,
   handler = function(ctx) return telemetry.stats(ctx.req) end })
+M.route("/admin/releases", { name = "releases", method = "GET", admin = true,
+  handler = function(ctx) return require("moongate.gateway.releases").show(ctx.gw) end })
 M.route("/metrics", { name = "metrics", method = "GET", admin = true, handler = telemetry.metrics })
 M.route("/admin/traces", { name = "traces", method = "GET", admin = true,
   handler = function(ctx) return telemetry.list(ctx.req) end })

@@ -16,7 +16,7 @@ local observe = require "moongate.observe"
 
 local M = {}
 
-M.DEFAULT = { "auth", "quota", "flags", "redact", "moderate" }
+M.DEFAULT = { "auth", "quota", "flags", "releases", "redact", "moderate" }
 
 local now, context, defer = moongate.now, moongate.context, moongate.defer
 local rawget = rawget

@@ -34,13 +34,20 @@ local function read_file(path)
 end
 
 -- Compile and run src in a fresh environment (globals it sets stay its own), then validate.
-local function build(path, src, validate)
-  local fn, err = loadstring(src, "@" .. path)
-  if not fn then return nil, err end
-  setfenv(fn, setmetatable({}, { __index = _G }))
-  local ok, mod = pcall(fn)
-  if not ok then return nil, tostring(mod) end
-  if mod == nil then return nil, path .. ": the unit returned nothing" end
+-- A text unit (a prompt template) is not compiled: its module is { text = src }.
+local function build(path, src, validate, text)
+  local mod
+  if text then
+    mod = { text = src }
+  else
+    local fn, err = loadstring(src, "@" .. path)
+    if not fn then return nil, err end
+    setfenv(fn, setmetatable({}, { __index = _G }))
+    local ok
+    ok, mod = pcall(fn)
+    if not ok then return nil, tostring(mod) end
+    if mod == nil then return nil, path .. ": the unit returned nothing" end
+  end
   if validate then
     local vok, verr = validate(mod)
     if not vok then return nil, path .. ": " .. tostring(verr or "invalid") end
@@ -65,7 +72,7 @@ local function refresh(path)
   if not src then return end            -- removed or mid-rename: keep serving the old one
   local version = watch.hash(src)
   if version == u.version or version == u.failed_version then return end
-  local mod, berr = build(path, src, u.validate)
+  local mod, berr = build(path, src, u.validate, u.text)
   if not mod then
     M.stats.failures = M.stats.failures + 1
     reloads:inc(1, path, "failed")
@@ -113,10 +120,11 @@ local function watch_dir(dir)
   return true
 end
 
---- reload.require(path[, validate]) -> module, version | nil, err
+--- reload.require(path[, validate][, opts]) -> module, version | nil, err
 -- The newest version of the unit at path that loaded and validated. The first call loads it
--- and starts watching its folder; later calls are a table lookup.
-function M.require(path, validate)
+-- and starts watching its folder; later calls are a table lookup. opts.text: the file is text
+-- (a prompt template), its module { text = the file's bytes }.
+function M.require(path, validate, opts)
   if type(path) ~= "string" then error("reload.require: path must be a string", 2) end
   local u = units[path]
   if u then return u.mod, u.version end
@@ -125,9 +133,10 @@ function M.require(path, validate)
   if not u then
     local src, err = read_file(abs)
     if not src then return nil, err end
-    local mod, berr = build(abs, src, validate)
+    local text = opts ~= nil and opts.text == true
+    local mod, berr = build(abs, src, validate, text)
     if not mod then return nil, berr end
-    u = { mod = mod, version = watch.hash(src), validate = validate, loaded_at = os.time() }
+    u = { mod = mod, version = watch.hash(src), validate = validate, text = text, loaded_at = os.time() }
     units[abs] = u
     M.stats.loads = M.stats.loads + 1
     if sched.current() then

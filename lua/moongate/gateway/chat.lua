@@ -440,6 +440,25 @@ local function route_attrs(sp, pversion, pok, plan, perr)
   if plan.triage then sp:set("moongate.route.triage", plan.triage) end
 end
 
+--- call_with_policy(gw, doc, name, policy, tenant) -> result, info | nil, failure: one non-streamed
+--- chat through the given routing policy, outside any client's request (shadow traffic: its answer
+--- is recorded, never sent). result.doc is the decoded completion, result.usage its usage.
+function M.call_with_policy(gw, doc, name, policy, tenant)
+  local mcfg = gw.models[name] or gw.models["*"]
+  if not mcfg then return nil, { message = "unknown model " .. tostring(name) } end
+  local rq = { model = name, doc = doc, stream = false, tenant = tenant, headers = {} }
+  local pctx = setmetatable({ model = mcfg, config = gw.config, doc = doc, name = name, gw = gw }, PCTX)
+  local ok, plan, perr = pcall(policy.plan, rq, pctx)
+  if not ok then return nil, { message = "the routing policy failed: " .. tostring(plan) } end
+  if type(plan) ~= "table" or type(plan.tiers) ~= "table" then
+    return nil, { message = perr or "the routing policy refused the request" }
+  end
+  local creq = { raw = assert(json.encode(doc)), doc = doc, model = name, stream = false, forward_headers = {},
+                 idle = gw.idle_timeout, set = upstream_fields(doc, false, plan) }
+  local deadline = now() + (plan.deadline or mcfg.deadline or 30)
+  return M.run_plan(gw, creq, plan, deadline, "chat")
+end
+
 -- handle(gw, req, res) -> response table, or nil after streaming the answer through res
 function M.handle(gw, req, res, tenant)
   local t0 = req.start or now()
@@ -453,7 +472,11 @@ function M.handle(gw, req, res, tenant)
   if not mcfg then return missing end
   local stream = doc.stream == true
 
-  local policy, pversion = policy_for(gw)
+  -- a canary release may have picked its candidate policy for this request (moongate.edge.releases)
+  local ectx = moongate.context().edge
+  local rel = ectx and rawget(ectx, "release")
+  local policy, pversion
+  if rel and rel.policy then policy, pversion = rel.policy, rel.version else policy, pversion = policy_for(gw) end
   local rq = { model = name, doc = doc, stream = stream, tenant = tenant, headers = req.headers }
   local pctx = setmetatable({ model = mcfg, config = gw.config, doc = doc, name = name, gw = gw }, PCTX)
   if mcfg.budgets then trace.budgets(mcfg.budgets) end
@@ -641,6 +664,7 @@ function M.handle(gw, req, res, tenant)
     gw.breaker:failure(tier.provider, false)
     res:write("data: " .. errors.body(502, failure, "upstream_error") .. "\n\n")
     sp:fail(failure)
+    if edge then edge.stream_failed = failure end   -- sent as 200, failed all the same (releases count it)
   end
   sp:finish()
   res:finish()
