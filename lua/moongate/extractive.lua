@@ -35,7 +35,7 @@ local function question_terms(text)
 end
 
 --- answer{question =, contexts = {{id =, title =, text =, source =, path =}, ...}, max_sentences = 3,
---   min_coverage = 0.3}   (contexts best first, as retrieval returns them)
+--   min_coverage = 0.3, idf = fn}   (contexts best first, as retrieval returns them)
 -- -> {text = "... [1] ... [2]", citations = {{n = 1, id =, source =, title =, heading =}, ...}}
 -- path: the heading path the context's text starts under ({"Guide", "Install"}); the headings
 -- met inside the text move it on, and each citation names the section its sentences came from
@@ -94,9 +94,14 @@ function M.answer(req)
       if not seen_text[key] then
         seen_text[key] = true
         -- headings count for the terms' rarity but are never quoted as an answer
-        sents[#sents + 1] = { ctx = ci, pos = si, text = s, path = path,
+        -- a sentence is scored with its section's heading: "The circuit opens after five
+        -- failures" answers "how does the circuit breaker work?" because it sits under
+        -- "Circuit breakers"
+        local scored = s
+        if path and #path > 0 and not marks then scored = s .. "\n" .. path[#path] end
+        sents[#sents + 1] = { ctx = ci, pos = si, text = s, scored = scored, path = path,
                               skip = marks ~= nil or s:match("^|") ~= nil }
-        ix:add(s)
+        ix:add(scored)
       end
     end
   end
@@ -109,7 +114,7 @@ function M.answer(req)
   local variant_of, variants = {}, {}
   for _, q in ipairs(qterms) do variant_of[q] = q; variants[#variants + 1] = q end
   for _, s in ipairs(sents) do
-    s.terms = terms(s.text)
+    s.terms = terms(s.scored)
     for _, t in ipairs(s.terms) do
       if variant_of[t] == nil then
         variant_of[t] = false
@@ -136,12 +141,20 @@ function M.answer(req)
       if q and not seen[q] then seen[q] = true; df[q] = (df[q] or 0) + 1 end
     end
   end
+  -- With req.idf (the rarity of a term across the whole index) a term's weight says how much
+  -- it tells passages apart, which a handful of context sentences cannot say; a term the index
+  -- has never seen could be covered by no sentence at all, and weighs nothing.
   local weight, wsum = {}, 0
   for _, t in ipairs(qterms) do
-    local d = df[t] or 0
-    weight[t] = math.log(1 + (N - d + 0.5) / (d + 0.5))
+    if req.idf then
+      weight[t] = req.idf(t) or 0
+    else
+      local d = df[t] or 0
+      weight[t] = math.log(1 + (N - d + 0.5) / (d + 0.5))
+    end
     wsum = wsum + weight[t]
   end
+  if wsum <= 0 then ix:close(); return none end
   -- every sentence is ranked: headings and table rows are skipped below, and a cut taken before
   -- that could hold nothing else
   local ranked = ix:search_terms(variants, N)
@@ -178,9 +191,16 @@ function M.answer(req)
   end
   if #picked == 0 then return none end
 
-  -- read in the contexts' order; cite each section of a context by its number of first appearance
+  -- The answer leads with the section of the best sentence (its first citation is the one a
+  -- reader trusts), then the next best section's; inside a section, sentences keep their order.
+  local rank_of = {}
+  for r, s in ipairs(picked) do
+    local key = s.ctx .. "\0" .. table.concat(s.path or {}, "\0")
+    rank_of[key] = rank_of[key] or r
+    s.group = rank_of[key]
+  end
   table.sort(picked, function(a, b)
-    if a.ctx ~= b.ctx then return a.ctx < b.ctx end
+    if a.group ~= b.group then return a.group < b.group end
     return a.pos < b.pos
   end)
   local num, citations, parts = {}, {}, {}
