@@ -4,6 +4,7 @@
 local analyzer = require "moongate.analyzer"
 local bm25 = require "moongate.bm25"
 local chunker = require "moongate.retrieval.chunker"
+local markdown = require "moongate.retrieval.markdown"
 
 local M = {}
 
@@ -32,6 +33,36 @@ local function question_terms(text)
     if not QUESTION_WORDS[t] then out[#out + 1] = t end
   end
   return out
+end
+
+local function is_fence(line) return line:match("^%s*```") or line:match("^%s*~~~") end
+
+-- The prose of a passage (Markdown): its headings, paragraphs, lists and quotes, each block
+-- apart; code blocks and tables do not read as answers and are left out. Blocks come from
+-- moongate.retrieval.markdown, so a fence only opens or closes on a line of its own (a
+-- "```" quoted inside a code block or a sentence is text). A passage cut from the middle of
+-- a code block starts inside it (an odd number of fence lines): its text up to the first
+-- fence line is code.
+local function prose_of(text)
+  local lines, fences = {}, 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    lines[#lines + 1] = line
+    if is_fence(line) then fences = fences + 1 end
+  end
+  if fences % 2 == 1 then
+    local first = 1
+    while not is_fence(lines[first]) do first = first + 1 end
+    text = table.concat(lines, "\n", first + 1)
+  end
+  local parts = {}
+  for _, b in ipairs(markdown.parse(text)) do
+    if b.kind == "heading" then
+      parts[#parts + 1] = ("#"):rep(b.level or 1) .. " " .. b.text
+    elseif b.kind == "paragraph" or b.kind == "list" or b.kind == "quote" then
+      parts[#parts + 1] = b.text
+    end
+  end
+  return table.concat(parts, "\n\n")
 end
 
 --- answer{question =, contexts = {{id =, title =, text =, source =, path =}, ...}, max_sentences = 3,
@@ -66,12 +97,7 @@ function M.answer(req)
       ix:close()
       error("context " .. ci .. " needs a text", 2)
     end
-    -- code blocks and table rows do not read as answers: left out
-    -- (a passage cut from the middle of a code block starts inside it: an odd number of fences)
-    local text = c.text
-    local _, fences = text:gsub("```", "")
-    if fences % 2 == 1 then text = text:gsub("^.-```[^\n]*", "", 1) end
-    local prose = text:gsub("\n?```.-```", "\n\n"):gsub("\n?~~~.-~~~", "\n\n")
+    local prose = prose_of(c.text)
     local path = type(c.path) == "table" and c.path or nil
     for si, s in ipairs(chunker.sentences(prose)) do
       s = s:gsub("%s+", " ")

@@ -124,6 +124,26 @@ describe("chunker", function()
     assert.are.equal("w250.", chunks[3].text:match("(%S+)$"))
   end)
 
+  it("cuts a long fenced code block into fenced pieces of whole lines", function()
+    local lines = {}
+    for i = 1, 30 do lines[i] = ("local v%d = %d -- three more words"):format(i, i) end
+    local md = "# S\n\n```lua\n" .. table.concat(lines, "\n") .. "\n```\n"
+    local chunks = chunker.chunk(markdown.parse(md), { max_tokens = 60, min_tokens = 10, overlap = 0, count = words })
+    assert.is_true(#chunks >= 4)
+    local seen = 0
+    for _, c in ipairs(chunks) do
+      local code = c.text:match("```lua\n(.-)\n```$")
+      if code then
+        for line in (code .. "\n"):gmatch("([^\n]*)\n") do
+          seen = seen + 1
+          assert.are.equal(lines[seen], line)   -- every line whole, in order
+        end
+      end
+      assert.is_true(c.tokens <= 60, c.tokens)
+    end
+    assert.are.equal(30, seen)
+  end)
+
   it("counts tokens exactly when the tokenizer is there", function()
     local count, name = chunker.token_counter()
     assert.are.equal("cl100k_base", name)

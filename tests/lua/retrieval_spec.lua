@@ -297,9 +297,11 @@ describe("extractive", function()
     local r = extractive.answer { question = "When is payment due?", contexts = contexts }
     assert.are.equal("Payment is due within thirty days. [1]", r.text)
     assert.are.same({ { n = 1, id = "b", source = "billing.md", title = "Billing" } }, r.citations)
+    -- the best-matching sentence leads (its section is the first citation), the next follows
     r = extractive.answer { question = "How do I rotate an API key, and when is payment due?", contexts = contexts }
-    assert.are.equal("To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [1] " ..
-      "Payment is due within thirty days. [2]", r.text)
+    assert.are.equal("Payment is due within thirty days. [1] " ..
+      "To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [2]", r.text)
+    assert.are.same({ "b", "k" }, { r.citations[1].id, r.citations[2].id })
   end)
 
   it("quotes prose, not code blocks or table rows", function()
@@ -320,15 +322,22 @@ describe("extractive", function()
       max_sentences = 2, contexts = { { id = "p", source = "routing.md", path = { "Routing", "Retries" },
         text = "Retries wait between tries.\n\n## Circuit breakers\n\nThe circuit opens after five failures in a row.\n\n" ..
                "### Reset\n\nThe reset button closes the circuit at once." } } }
-    assert.are.equal("The circuit opens after five failures in a row. [1] The reset button closes the circuit at once. [2]", r.text)
-    assert.are.same({ "Routing", "Circuit breakers" }, r.citations[1].heading)
-    assert.are.same({ "Routing", "Circuit breakers", "Reset" }, r.citations[2].heading)
+    assert.are.equal("The reset button closes the circuit at once. [1] The circuit opens after five failures in a row. [2]", r.text)
+    assert.are.same({ "Routing", "Circuit breakers", "Reset" }, r.citations[1].heading)
+    assert.are.same({ "Routing", "Circuit breakers" }, r.citations[2].heading)
     assert.are.same({ "p", "p" }, { r.citations[1].id, r.citations[2].id })
   end)
 
   it("a passage cut inside a code block does not quote the code", function()
     local r = extractive.answer { question = "how to build the index", contexts = { { id = "x", source = "x.md",
       text = "moongate index build the index docs\n```\n\nTo build the index, run the index command." } } }
+    assert.are.equal("To build the index, run the index command. [1]", r.text)
+  end)
+
+  it("a fence quoted inside a code block or a sentence does not turn code into prose", function()
+    local r = extractive.answer { question = "how to build the index", contexts = { { id = "x", source = "x.md",
+      text = "```\nprints ```lua\n```\n\nTo build the index, run the index command.\n\n" ..
+             "```sh\nmoongate index build the index docs now\n```\n\nUse ``` fences around code." } } }
     assert.are.equal("To build the index, run the index command. [1]", r.text)
   end)
 

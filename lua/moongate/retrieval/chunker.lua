@@ -111,6 +111,36 @@ local function split_long(text, max, count)
   return pieces
 end
 
+-- Cut a fenced code block that exceeds max into fenced blocks of whole lines (a line longer
+-- than max by words), so that every piece still reads as code, to the extractive answerer and
+-- to a model alike. Returns nil for a code block without fences (indented code).
+local function split_code(text, max, count)
+  local open, body, close = text:match("^(%s*[`~][`~][`~][^\n]*)\n(.-)\n(%s*[`~][`~][`~]+)%s*$")
+  if not open then return nil end
+  local frame = count(open) + count(close) + 2
+  local room = math.max(1, max - frame)
+  local pieces, cur, cur_t = {}, {}, 0
+  local function push()
+    if #cur > 0 then
+      pieces[#pieces + 1] = open .. "\n" .. table.concat(cur, "\n") .. "\n" .. close
+      cur, cur_t = {}, 0
+    end
+  end
+  for line in (body .. "\n"):gmatch("([^\n]*)\n") do
+    local t = count(line) + 1
+    if t > room then
+      push()
+      for _, part in ipairs(split_long(line, room, count)) do cur[1] = part; push() end
+    else
+      if cur_t + t > room then push() end
+      cur[#cur + 1] = line
+      cur_t = cur_t + t
+    end
+  end
+  push()
+  return pieces
+end
+
 -- The end of a chunk's text worth repeating at the start of the next: whole sentences up
 -- to `overlap` tokens (the last words when a single sentence is longer).
 local function tail(text, overlap, count)
@@ -201,7 +231,8 @@ function M.chunk(blocks, opts)
     if t <= max then
       add(text, t, heading)
     else
-      for _, piece in ipairs(split_long(text, max, count)) do add(piece, count(piece), heading) end
+      local pieces = b.kind == "code" and split_code(text, max, count) or split_long(text, max, count)
+      for _, piece in ipairs(pieces) do add(piece, count(piece), heading) end
     end
   end
   close(false)
