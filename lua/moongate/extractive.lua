@@ -10,7 +10,17 @@ local M = {}
 
 M.NO_ANSWER = "I don't know: the provided context does not cover this."
 
-local RANK_DECAY = 0.25   -- context n's sentences score 1 / (1 + 0.25 (n - 1)) of their BM25
+-- A sentence's score adds four signals, each from 0 to about 1 (TITLE_WEIGHT aside):
+--   the passage's retrieval score, relative to the best passage's (without one: 1 / (1 +
+--     RANK_DECAY (n - 1)) for the context's rank n)
+--   the sentence's BM25 over the context sentences, relative to the best sentence's
+--   its coverage: the share of the question's term weight it holds (heading included)
+--   the share the page's title holds, times TITLE_WEIGHT: "How much memory does the
+--     tokenizer use?" is about the tokenizer's page, not the shared-memory one that says
+--     "memory" more often
+local RANK_DECAY = 0.25
+local TITLE_WEIGHT = 2
+local MATCH_SHARE = 0.5
 
 -- Words that shape a question but say nothing of its subject (beyond the analyzer's
 -- English stop words), as the analyzer outputs them.
@@ -65,8 +75,26 @@ local function prose_of(text)
   return table.concat(parts, "\n\n")
 end
 
---- answer{question =, contexts = {{id =, title =, text =, source =, path =}, ...}, max_sentences = 3,
---   min_coverage = 0.3, idf = fn}   (contexts best first, as retrieval returns them)
+--- topic(question) -> the question without the words that only shape it ("How do I hot-reload
+-- the routing policy?" -> "hot-reload the routing policy?"), for the retrieval query: "how",
+-- "do" and "I" match every passage that says how to do anything. The question itself when
+-- nothing would be left.
+function M.topic(question)
+  local kept = {}
+  for word in question:gmatch("%S+") do
+    local keep = false
+    for _, t in ipairs(terms(word)) do
+      if not QUESTION_WORDS[t] then keep = true; break end
+    end
+    if keep then kept[#kept + 1] = word end
+  end
+  if #kept == 0 then return question end
+  return table.concat(kept, " ")
+end
+
+--- answer{question =, contexts = {{id =, title =, text =, source =, path =, score =}, ...},
+--   max_sentences = 3, min_coverage = 0.25, idf = fn}   (contexts best first, as retrieval
+--   returns them; score: the context's retrieval score relative to the best one's, 0..1)
 -- -> {text = "... [1] ... [2]", citations = {{n = 1, id =, source =, title =, heading =}, ...}}
 -- path: the heading path the context's text starts under ({"Guide", "Install"}); the headings
 -- met inside the text move it on, and each citation names the section its sentences came from
@@ -79,7 +107,7 @@ function M.answer(req)
   local contexts = req.contexts or {}
   if type(contexts) ~= "table" then error("contexts must be an array", 2) end
   local max_sentences = req.max_sentences or 3
-  local min_coverage = req.min_coverage or 0.3
+  local min_coverage = req.min_coverage or 0.25
 
   local qterms, qset = {}, {}
   for _, t in ipairs(question_terms(req.question)) do
@@ -119,12 +147,13 @@ function M.answer(req)
       local key = s:lower()
       if not seen_text[key] then
         seen_text[key] = true
-        -- headings count for the terms' rarity but are never quoted as an answer
-        -- a sentence is scored with its section's heading: "The circuit opens after five
+        -- headings count for the terms' rarity but are never quoted as an answer.
+        -- A sentence is scored with its section's heading: "The circuit opens after five
         -- failures" answers "how does the circuit breaker work?" because it sits under
-        -- "Circuit breakers"
+        -- "Circuit breakers". Not with the page's title: that one names every topic of the
+        -- page, and would make its overview win every question about them.
         local scored = s
-        if path and #path > 0 and not marks then scored = s .. "\n" .. path[#path] end
+        if path and #path > 1 and not marks then scored = s .. "\n" .. path[#path] end
         sents[#sents + 1] = { ctx = ci, pos = si, text = s, scored = scored, path = path,
                               skip = marks ~= nil or s:match("^|") ~= nil }
         ix:add(scored)
@@ -185,10 +214,30 @@ function M.answer(req)
   -- that could hold nothing else
   local ranked = ix:search_terms(variants, N)
   ix:close()
-  -- Contexts come best first (retrieval order): a sentence's score decays with its context's
-  -- rank, so a passing mention in a weaker passage does not beat the passage on the subject.
+
+  -- the share of the question's weight a list of terms holds
+  local function share(list)
+    local have, w = {}, 0
+    for _, t in ipairs(list) do
+      local q = variant_of[t]
+      if q == nil then q = qset[t] and t end
+      if q and not have[q] then have[q] = true; w = w + weight[q] end
+    end
+    return w / wsum
+  end
+  local title_share = {}
+  local top_bm25 = 0
+  for _, h in ipairs(ranked) do top_bm25 = math.max(top_bm25, h.score) end
   for _, h in ipairs(ranked) do
-    h.score = h.score / (1 + RANK_DECAY * (sents[h.doc + 1].ctx - 1))
+    local s = sents[h.doc + 1]
+    local c = contexts[s.ctx]
+    local passage = type(c.score) == "number" and c.score or 1 / (1 + RANK_DECAY * (s.ctx - 1))
+    local title = s.path and s.path[1]
+    if title and title_share[title] == nil then title_share[title] = share(terms(title)) end
+    s.cover = share(s.terms)
+    -- how well the sentence itself matches; the rest says how good a place it comes from
+    s.match = (top_bm25 > 0 and h.score / top_bm25 or 0) + s.cover
+    h.score = passage + s.match + TITLE_WEIGHT * (title and title_share[title] or 0)
   end
   table.sort(ranked, function(a, b)
     if a.score ~= b.score then return a.score > b.score end
@@ -199,16 +248,12 @@ function M.answer(req)
   local best
   for _, h in ipairs(ranked) do
     local s = sents[h.doc + 1]
-    local have, cover = {}, 0
     if s.skip then goto continue end
-    for _, t in ipairs(s.terms) do
-      local q = variant_of[t]
-      if q and not have[q] then have[q] = true; cover = cover + weight[q] end
-    end
-    cover = wsum > 0 and cover / wsum or 0
-    if cover >= min_coverage then
-      best = best or h.score
-      if h.score >= best * 0.5 then
+    if s.cover >= min_coverage then
+      -- the best sentence leads; another joins it when it matches the question at least
+      -- MATCH_SHARE as well by itself
+      best = best or s.match
+      if s.match >= best * MATCH_SHARE then
         picked[#picked + 1] = s
         if #picked >= max_sentences then break end
       end

@@ -297,11 +297,10 @@ describe("extractive", function()
     local r = extractive.answer { question = "When is payment due?", contexts = contexts }
     assert.are.equal("Payment is due within thirty days. [1]", r.text)
     assert.are.same({ { n = 1, id = "b", source = "billing.md", title = "Billing" } }, r.citations)
-    -- the best-matching sentence leads (its section is the first citation), the next follows
     r = extractive.answer { question = "How do I rotate an API key, and when is payment due?", contexts = contexts }
-    assert.are.equal("Payment is due within thirty days. [1] " ..
-      "To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [2]", r.text)
-    assert.are.same({ "b", "k" }, { r.citations[1].id, r.citations[2].id })
+    assert.are.equal("To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [1] " ..
+      "Payment is due within thirty days. [2]", r.text)
+    assert.are.same({ "k", "b" }, { r.citations[1].id, r.citations[2].id })
   end)
 
   it("quotes prose, not code blocks or table rows", function()
@@ -356,6 +355,36 @@ describe("extractive", function()
       { id = "b", source = "shared.md", text = "The store keeps the breaker state." },
     } }
     assert.are.equal("The breaker opens after repeated failures. [1]", r.text)
+  end)
+
+  it("prefers the page whose title the question names over one that repeats a word of it", function()
+    local idf = function(t) if t == "memori" or t == "token" then return 1 end end
+    local r = extractive.answer { question = "How much memory does the tokenizer use?", max_sentences = 1, idf = idf, contexts = {
+      { id = "s", source = "shared.md", path = { "moongate.shared", "How it works" }, score = 1,
+        text = "Memory is managed by a buddy allocator, and freed memory merges." },
+      { id = "t", source = "tokenizer.md", path = { "The tokenizer", "How it works" }, score = 0.9,
+        text = "Memory: the rank table takes about 10 MB once loaded." },
+    } }
+    assert.are.equal("Memory: the rank table takes about 10 MB once loaded. [1]", r.text)
+    assert.are.same({ "The tokenizer", "How it works" }, r.citations[1].heading)
+  end)
+
+  it("weighs question terms by the index's idf: a term no passage holds weighs nothing", function()
+    local contexts = { { id = "k", source = "keys.md", text = "Rotate keys every 90 days." } }
+    -- by the context alone "frobnicate" is as rare as "rotate": the sentence covers half the question
+    local idf = function(t) if t == "rotat" or t == "key" then return 2 end end
+    local r = extractive.answer { question = "frobnicate rotate keys", contexts = contexts, min_coverage = 0.9, idf = idf }
+    assert.are.equal("Rotate keys every 90 days. [1]", r.text)
+    assert.are.equal(extractive.NO_ANSWER,
+      extractive.answer { question = "frobnicate rotate keys", contexts = contexts, min_coverage = 0.9 }.text)
+    -- nothing the index knows: no answer
+    assert.are.equal(extractive.NO_ANSWER,
+      extractive.answer { question = "What is the capital of Peru?", contexts = contexts, idf = idf }.text)
+  end)
+
+  it("topic: the question without the words that only shape it", function()
+    assert.are.equal("hot-reload routing policy?", extractive.topic("How do I hot-reload the routing policy?"))
+    assert.are.equal("What is it?", extractive.topic("What is it?"))   -- nothing left: as asked
   end)
 
   it("says plainly when the context does not cover the question", function()
