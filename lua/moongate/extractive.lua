@@ -18,8 +18,11 @@ M.NO_ANSWER = "I don't know: the provided context does not cover this."
 --   the share the page's title holds, times TITLE_WEIGHT: "How much memory does the
 --     tokenizer use?" is about the tokenizer's page, not the shared-memory one that says
 --     "memory" more often
+--   less OVERVIEW_PENALTY for a sentence of a page's opening (under its title alone): an
+--     overview names every topic of its page, and the section on the topic says it in full
 local RANK_DECAY = 0.25
 local TITLE_WEIGHT = 2
+local OVERVIEW_PENALTY = 0.4
 local MATCH_SHARE = 0.5
 
 -- Words that shape a question but say nothing of its subject (beyond the analyzer's
@@ -238,6 +241,7 @@ function M.answer(req)
     -- how well the sentence itself matches; the rest says how good a place it comes from
     s.match = (top_bm25 > 0 and h.score / top_bm25 or 0) + s.cover
     h.score = passage + s.match + TITLE_WEIGHT * (title and title_share[title] or 0)
+      - (s.path and #s.path == 1 and OVERVIEW_PENALTY or 0)
   end
   table.sort(ranked, function(a, b)
     if a.score ~= b.score then return a.score > b.score end

@@ -369,6 +369,14 @@ describe("extractive", function()
     assert.are.same({ "The tokenizer", "How it works" }, r.citations[1].heading)
   end)
 
+  it("prefers the section on the topic over the page's opening that names it", function()
+    local r = extractive.answer { question = "How do I count the tokens of a chat request?", max_sentences = 1, contexts = {
+      { id = "t", source = "tokens.md", path = { "Tokens" }, text = "Tokens of chat requests are counted exactly.\n\n" ..
+        "## Lua API\n\nUse count_chat to count the tokens of a chat request, with the per-message overhead." } } }
+    assert.are.equal("Use count_chat to count the tokens of a chat request, with the per-message overhead. [1]", r.text)
+    assert.are.same({ "Tokens", "Lua API" }, r.citations[1].heading)
+  end)
+
   it("weighs question terms by the index's idf: a term no passage holds weighs nothing", function()
     local contexts = { { id = "k", source = "keys.md", text = "Rotate keys every 90 days." } }
     -- by the context alone "frobnicate" is as rare as "rotate": the sentence covers half the question
