@@ -5,7 +5,8 @@
 --   cited    some citation is
 --   key      the answer quotes the key sentence
 --
---   moongate run tests/golden/docs_answers.lua [--min 0.8] [--show failures|all] [GOLDEN.jsonl]
+--   moongate run tests/golden/docs_answers.lua [--min 0.8] [--show failures|all] [--docs DIR] [GOLDEN.jsonl]
+-- --docs: answer from another folder of pages than docs/ (say, with pages still to be merged).
 -- The figures are printed for the whole set and for its held-out part (ids ending in 3 or 8),
 -- the questions left out while tuning retrieval and sentence selection.
 -- Exits 1 when the share of right first citations is under --min, 2 when the set does not
@@ -14,11 +15,13 @@ local home = require("moongate.base").home
 local golden_set = dofile(home .. "/tests/golden/golden_set.lua")
 
 local golden, min, show = home .. "/tests/golden/docs.jsonl", nil, nil
+local index = home .. "/docs"
 local i = 1
 while i <= #arg do
   local a = arg[i]
   if a == "--min" then min = tonumber(arg[i + 1]); i = i + 1
   elseif a == "--show" then show = arg[i + 1]; i = i + 1
+  elseif a == "--docs" then index = arg[i + 1]; i = i + 1
   else golden = a end
   i = i + 1
 end
@@ -40,7 +43,6 @@ local function cites_section(c, case)
   return false
 end
 
-local index = home .. "/docs"
 local cases, err = golden_set.load(golden)
 if not cases then io.stderr:write("docs_answers: ", err, "\n"); os.exit(2) end
 local problems = golden_set.check(cases, index)
