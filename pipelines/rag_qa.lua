@@ -52,6 +52,17 @@ local function cache_dir(path)
   return base .. "/index-" .. h
 end
 
+--- index_folder(path, dir) -> idx | nil, err: index the documents of folder `path` into the
+-- index folder `dir` (incrementally when `dir` holds an index of it already), chunked by
+-- M.folder_chunking, and open it.
+function M.index_folder(path, dir)
+  local c = M.folder_chunking
+  local summary, err = retrieval.index(dir, { path }, { wait = true, max_tokens = c.max_tokens,
+    min_tokens = c.min_tokens, overlap = c.overlap })
+  if not summary then return nil, err end
+  return retrieval.open(dir)
+end
+
 function M.open_index(path)
   local idx = open[path]
   if idx then return idx end
@@ -59,12 +70,7 @@ function M.open_index(path)
   if store.exists(path .. "/index.sqlite") then
     idx, err = retrieval.open(path)
   elseif store.is_dir(path) then
-    local dir = cache_dir(path)
-    local summary
-    local c = M.folder_chunking
-    summary, err = retrieval.index(dir, { path }, { wait = true, max_tokens = c.max_tokens,
-      min_tokens = c.min_tokens, overlap = c.overlap })
-    if summary then idx, err = retrieval.open(dir) end
+    idx, err = M.index_folder(path, cache_dir(path))
   else
     err = "no index or folder at " .. path
   end

@@ -51,12 +51,20 @@ if #problems > 0 then
   os.exit(2)
 end
 
+-- a fresh index of the pages, as a first start builds it (never a cache that chunked the
+-- pages with code as it was before)
+local store = require "moongate.retrieval.store"
+local tmp = os.tmpname()
+os.remove(tmp)
+assert(store.mkdir(tmp))
+local idx = assert(rag.index_folder(index, tmp .. "/index"))
+
 local function held_out(case) return case.id:match("[38]$") ~= nil end
 local n, right, cited, keyed = 0, 0, 0, 0
 local hn, hright, hcited, hkeyed = 0, 0, 0, 0
 local rows = {}
 for _, case in ipairs(cases) do
-  local r = assert(rag.answer { question = case.question, index = index, k = conf.k,
+  local r = assert(rag.answer { question = case.question, index = idx, k = conf.k,
                                 max_sentences = conf.max_sentences })
   local first = cites_section(r.citations[1], case)
   local any = false
@@ -76,6 +84,9 @@ for _, case in ipairs(cases) do
       c and table.concat(c.heading or {}, " > ") or "", r.answer:sub(1, 240))
   end
 end
+
+idx:close()
+store.remove_tree(tmp)
 
 for _, row in ipairs(rows) do print(row) end
 local function pct(x, of) return ("%5.1f%%"):format(of > 0 and 100 * x / of or 0) end
