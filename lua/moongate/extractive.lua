@@ -10,7 +10,7 @@ local M = {}
 
 M.NO_ANSWER = "I don't know: the provided context does not cover this."
 
--- A sentence's score adds four signals, each from 0 to about 1 (TITLE_WEIGHT aside):
+-- A sentence's score adds these signals, each from 0 to about 1 (before its weight):
 --   the passage's retrieval score, relative to the best passage's (without one: 1 / (1 +
 --     RANK_DECAY (n - 1)) for the context's rank n)
 --   the sentence's BM25 over the context sentences, relative to the best sentence's
@@ -18,11 +18,14 @@ M.NO_ANSWER = "I don't know: the provided context does not cover this."
 --   the share the page's title holds, times TITLE_WEIGHT: "How much memory does the
 --     tokenizer use?" is about the tokenizer's page, not the shared-memory one that says
 --     "memory" more often
+--   the share of all the passages' retrieval scores that went to passages of its page (times
+--     PAGE_WEIGHT): a page several passages come from is the likelier subject of the question
 --   less OVERVIEW_PENALTY for a sentence of a page's opening (under its title alone): an
 --     overview names every topic of its page, and the section on the topic says it in full
 local RANK_DECAY = 0.25
 local TITLE_WEIGHT = 2
 local OVERVIEW_PENALTY = 0.4
+local PAGE_WEIGHT = 1
 local MATCH_SHARE = 0.5
 
 -- Words that shape a question but say nothing of its subject (beyond the analyzer's
@@ -228,6 +231,14 @@ function M.answer(req)
     end
     return w / wsum
   end
+  -- each page's share of the retrieved passages' scores
+  local doc_mass, mass = {}, 0
+  for i, c in ipairs(contexts) do
+    local w = type(c.score) == "number" and c.score or 1 / (1 + RANK_DECAY * (i - 1))
+    local src = c.source or i
+    doc_mass[src] = (doc_mass[src] or 0) + w
+    mass = mass + w
+  end
   local title_share = {}
   local top_bm25 = 0
   for _, h in ipairs(ranked) do top_bm25 = math.max(top_bm25, h.score) end
@@ -241,6 +252,7 @@ function M.answer(req)
     -- how well the sentence itself matches; the rest says how good a place it comes from
     s.match = (top_bm25 > 0 and h.score / top_bm25 or 0) + s.cover
     h.score = passage + s.match + TITLE_WEIGHT * (title and title_share[title] or 0)
+      + PAGE_WEIGHT * doc_mass[c.source or s.ctx] / mass
       - (s.path and #s.path == 1 and OVERVIEW_PENALTY or 0)
   end
   table.sort(ranked, function(a, b)

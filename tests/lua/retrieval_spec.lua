@@ -369,6 +369,18 @@ describe("extractive", function()
     assert.are.same({ "The tokenizer", "How it works" }, r.citations[1].heading)
   end)
 
+  it("prefers the page most of the passages come from, on a near tie", function()
+    local r = extractive.answer { question = "How do I rotate the signing keys?", max_sentences = 1, contexts = {
+      { id = "b", source = "billing.md", path = { "Billing", "Invoices" }, score = 1,
+        text = "Rotate the signing keys with the billing tool." },
+      { id = "k1", source = "credentials.md", path = { "Credentials", "Rotation" }, score = 0.95,
+        text = "The signing keys rotate with the command of the CLI that makes them." },
+      { id = "k2", source = "credentials.md", path = { "Credentials", "Expiry" }, score = 0.9,
+        text = "An old key expires an hour after the rotation." },
+    } }
+    assert.are.equal("The signing keys rotate with the command of the CLI that makes them. [1]", r.text)
+  end)
+
   it("prefers the section on the topic over the page's opening that names it", function()
     local r = extractive.answer { question = "How do I count the tokens of a chat request?", max_sentences = 1, contexts = {
       { id = "t", source = "tokens.md", path = { "Tokens" }, text = "Tokens of chat requests are counted exactly.\n\n" ..
