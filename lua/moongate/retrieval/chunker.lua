@@ -111,22 +111,17 @@ local function split_long(text, max, count)
   return pieces
 end
 
--- Cut a fenced code block that exceeds max into fenced blocks of whole lines (a line longer
--- than max by words), so that every piece still reads as code, to the extractive answerer and
--- to a model alike. Returns nil for a code block without fences (indented code).
-local function split_code(text, max, count)
-  local open, body, close = text:match("^(%s*[`~][`~][`~][^\n]*)\n(.-)\n(%s*[`~][`~][`~]+)%s*$")
-  if not open then return nil end
-  local frame = count(open) + count(close) + 2
-  local room = math.max(1, max - frame)
+-- Pack whole lines into pieces of at most `room` tokens (a line longer than that by words),
+-- each piece framed by frame(lines text).
+local function pack_lines(lines, room, count, frame)
   local pieces, cur, cur_t = {}, {}, 0
   local function push()
     if #cur > 0 then
-      pieces[#pieces + 1] = open .. "\n" .. table.concat(cur, "\n") .. "\n" .. close
+      pieces[#pieces + 1] = frame(table.concat(cur, "\n"))
       cur, cur_t = {}, 0
     end
   end
-  for line in (body .. "\n"):gmatch("([^\n]*)\n") do
+  for _, line in ipairs(lines) do
     local t = count(line) + 1
     if t > room then
       push()
@@ -141,36 +136,38 @@ local function split_code(text, max, count)
   return pieces
 end
 
+local function lines_of(text)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  return lines
+end
+
+-- Cut a fenced code block that exceeds max into fenced blocks of whole lines, so that every
+-- piece still reads as code, to the extractive answerer and to a model alike. Returns nil
+-- for a code block without fences (indented code).
+local function split_code(text, max, count)
+  local open, body, close = text:match("^(%s*[`~][`~][`~][^\n]*)\n(.-)\n(%s*[`~][`~][`~]+)%s*$")
+  if not open then return nil end
+  local room = math.max(1, max - count(open) - count(close) - 2)
+  return pack_lines(lines_of(body), room, count, function(piece)
+    return open .. "\n" .. piece .. "\n" .. close
+  end)
+end
+
 -- Cut a table that exceeds max into tables of whole rows, each under the table's header row
 -- (and its |---| line), so that a piece still reads as a table with its column names.
 local function split_table(text, max, count)
-  local rows = {}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do rows[#rows + 1] = line end
+  local rows = lines_of(text)
   local head = 1
   if rows[2] and rows[2]:match("^%s*|[%s:|-]+$") then head = 2 end
   local header = table.concat(rows, "\n", 1, head)
   local room = max - count(header) - 1
   if room < 1 or #rows <= head then return nil end
-  local pieces, cur, cur_t = {}, {}, 0
-  local function push()
-    if #cur > 0 then
-      pieces[#pieces + 1] = header .. "\n" .. table.concat(cur, "\n")
-      cur, cur_t = {}, 0
-    end
-  end
-  for i = head + 1, #rows do
-    local t = count(rows[i]) + 1
-    if t > room then
-      push()
-      for _, part in ipairs(split_long(rows[i], room, count)) do cur[1] = part; push() end
-    else
-      if cur_t + t > room then push() end
-      cur[#cur + 1] = rows[i]
-      cur_t = cur_t + t
-    end
-  end
-  push()
-  return pieces
+  local body = {}
+  for i = head + 1, #rows do body[#body + 1] = rows[i] end
+  return pack_lines(body, room, count, function(piece)
+    return header .. "\n" .. piece
+  end)
 end
 
 -- The end of a chunk's text worth repeating at the start of the next: whole sentences up
