@@ -1,6 +1,7 @@
 -- moongate.extractive: the embedded default "model", offline: answers a question with the
--- context sentences that match it best (BM25 over sentences), each cited as [n]; says so
--- plainly when the context does not cover the question.
+-- context sentences that match it best (BM25 over sentences, the share of the question they
+-- cover, where they come from), each cited as [n]; says so plainly when the context does not
+-- cover the question.
 local analyzer = require "moongate.analyzer"
 local bm25 = require "moongate.bm25"
 local chunker = require "moongate.retrieval.chunker"
@@ -106,7 +107,8 @@ end
 -- met inside the text move it on, and each citation names the section its sentences came from
 -- (heading, a path), so one passage quoted from two sections is cited twice.
 -- A sentence is relevant when it holds question terms carrying at least min_coverage of the
--- question's weight (terms weighted by their rarity across the context sentences).
+-- question's weight (terms weighted by idf(term), their rarity across the whole index, when
+-- given; else by their rarity across the context sentences).
 function M.answer(req)
   if type(req) ~= "table" then error("extractive.answer takes a table", 2) end
   if type(req.question) ~= "string" then error("question must be a string", 2) end
