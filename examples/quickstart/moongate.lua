@@ -7,7 +7,7 @@
 --     -d '{"model":"moongate","messages":[{"role":"user","content":"How do I hot-reload the routing policy?"}]}'
 return {
   providers = {
-    docs = { kind = "extractive", index = "../../docs", k = 5, max_sentences = 3 },
+    docs = { kind = "extractive", index = "../../docs", k = 12, max_sentences = 3 },
   },
   models = {
     ["*"] = { route = { { provider = "docs", timeout = 30 } }, deadline = 30 },

@@ -124,6 +124,49 @@ describe("chunker", function()
     assert.are.equal("w250.", chunks[3].text:match("(%S+)$"))
   end)
 
+  it("cuts a long fenced code block into fenced pieces of whole lines", function()
+    local lines = {}
+    for i = 1, 30 do lines[i] = ("local v%d = %d -- three more words"):format(i, i) end
+    local md = "# S\n\n```lua\n" .. table.concat(lines, "\n") .. "\n```\n"
+    local chunks = chunker.chunk(markdown.parse(md), { max_tokens = 60, min_tokens = 10, overlap = 0, count = words })
+    assert.is_true(#chunks >= 4)
+    local seen = 0
+    for _, c in ipairs(chunks) do
+      local code = c.text:match("```lua\n(.-)\n```$")
+      if code then
+        for line in (code .. "\n"):gmatch("([^\n]*)\n") do
+          seen = seen + 1
+          assert.are.equal(lines[seen], line)   -- every line whole, in order
+        end
+      end
+      assert.is_true(c.tokens <= 60, c.tokens)
+    end
+    assert.are.equal(30, seen)
+  end)
+
+  it("cuts a long table into tables of whole rows under its header, with no overlap out of it", function()
+    local rows = { "| name | meaning |", "| --- | --- |" }
+    for i = 1, 30 do rows[#rows + 1] = ("| key%d | what key %d does here |"):format(i, i) end
+    local md = "# S\n\n" .. table.concat(rows, "\n") .. "\n\n" .. para(50, "p") .. "\n"
+    local chunks = chunker.chunk(markdown.parse(md), { max_tokens = 60, min_tokens = 10, overlap = 12, count = words })
+    local seen = 0
+    for _, c in ipairs(chunks) do
+      local t = c.text:gsub("^# S\n\n", "")
+      if t:match("^|") then
+        assert.are.equal("| name | meaning |\n| --- | --- |\n", t:sub(1, 33))
+        for row in (t:sub(34):gsub("\n\n.*$", "")):gmatch("[^\n]+") do
+          seen = seen + 1
+          assert.are.equal(rows[seen + 2], row)
+        end
+      else
+        -- the paragraph after the table starts its own chunk, without the table's last words
+        assert.are.equal("p1 p2", t:sub(1, 5))
+      end
+      assert.is_true(c.tokens <= 60, c.tokens)
+    end
+    assert.are.equal(30, seen)
+  end)
+
   it("counts tokens exactly when the tokenizer is there", function()
     local count, name = chunker.token_counter()
     assert.are.equal("cl100k_base", name)

@@ -300,6 +300,7 @@ describe("extractive", function()
     r = extractive.answer { question = "How do I rotate an API key, and when is payment due?", contexts = contexts }
     assert.are.equal("To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [1] " ..
       "Payment is due within thirty days. [2]", r.text)
+    assert.are.same({ "k", "b" }, { r.citations[1].id, r.citations[2].id })
   end)
 
   it("quotes prose, not code blocks or table rows", function()
@@ -320,15 +321,22 @@ describe("extractive", function()
       max_sentences = 2, contexts = { { id = "p", source = "routing.md", path = { "Routing", "Retries" },
         text = "Retries wait between tries.\n\n## Circuit breakers\n\nThe circuit opens after five failures in a row.\n\n" ..
                "### Reset\n\nThe reset button closes the circuit at once." } } }
-    assert.are.equal("The circuit opens after five failures in a row. [1] The reset button closes the circuit at once. [2]", r.text)
-    assert.are.same({ "Routing", "Circuit breakers" }, r.citations[1].heading)
-    assert.are.same({ "Routing", "Circuit breakers", "Reset" }, r.citations[2].heading)
+    assert.are.equal("The reset button closes the circuit at once. [1] The circuit opens after five failures in a row. [2]", r.text)
+    assert.are.same({ "Routing", "Circuit breakers", "Reset" }, r.citations[1].heading)
+    assert.are.same({ "Routing", "Circuit breakers" }, r.citations[2].heading)
     assert.are.same({ "p", "p" }, { r.citations[1].id, r.citations[2].id })
   end)
 
   it("a passage cut inside a code block does not quote the code", function()
     local r = extractive.answer { question = "how to build the index", contexts = { { id = "x", source = "x.md",
       text = "moongate index build the index docs\n```\n\nTo build the index, run the index command." } } }
+    assert.are.equal("To build the index, run the index command. [1]", r.text)
+  end)
+
+  it("a fence quoted inside a code block or a sentence does not turn code into prose", function()
+    local r = extractive.answer { question = "how to build the index", contexts = { { id = "x", source = "x.md",
+      text = "```\nprints ```lua\n```\n\nTo build the index, run the index command.\n\n" ..
+             "```sh\nmoongate index build the index docs now\n```\n\nUse ``` fences around code." } } }
     assert.are.equal("To build the index, run the index command. [1]", r.text)
   end)
 
@@ -347,6 +355,56 @@ describe("extractive", function()
       { id = "b", source = "shared.md", text = "The store keeps the breaker state." },
     } }
     assert.are.equal("The breaker opens after repeated failures. [1]", r.text)
+  end)
+
+  it("prefers the page whose title the question names over one that repeats a word of it", function()
+    local idf = function(t) if t == "memori" or t == "token" then return 1 end end
+    local r = extractive.answer { question = "How much memory does the tokenizer use?", max_sentences = 1, idf = idf, contexts = {
+      { id = "s", source = "shared.md", path = { "moongate.shared", "How it works" }, score = 1,
+        text = "Memory is managed by a buddy allocator, and freed memory merges." },
+      { id = "t", source = "tokenizer.md", path = { "The tokenizer", "How it works" }, score = 0.9,
+        text = "Memory: the rank table takes about 10 MB once loaded." },
+    } }
+    assert.are.equal("Memory: the rank table takes about 10 MB once loaded. [1]", r.text)
+    assert.are.same({ "The tokenizer", "How it works" }, r.citations[1].heading)
+  end)
+
+  it("prefers the page most of the passages come from, on a near tie", function()
+    local r = extractive.answer { question = "How do I rotate the signing keys?", max_sentences = 1, contexts = {
+      { id = "b", source = "billing.md", path = { "Billing", "Invoices" }, score = 1,
+        text = "Rotate the signing keys with the billing tool." },
+      { id = "k1", source = "credentials.md", path = { "Credentials", "Rotation" }, score = 0.95,
+        text = "The signing keys rotate with the command of the CLI that makes them." },
+      { id = "k2", source = "credentials.md", path = { "Credentials", "Expiry" }, score = 0.9,
+        text = "An old key expires an hour after the rotation." },
+    } }
+    assert.are.equal("The signing keys rotate with the command of the CLI that makes them. [1]", r.text)
+  end)
+
+  it("prefers the section on the topic over the page's opening that names it", function()
+    local r = extractive.answer { question = "How do I count the tokens of a chat request?", max_sentences = 1, contexts = {
+      { id = "t", source = "tokens.md", path = { "Tokens" }, text = "Tokens of chat requests are counted exactly.\n\n" ..
+        "## Lua API\n\nUse count_chat to count the tokens of a chat request, with the per-message overhead." } } }
+    assert.are.equal("Use count_chat to count the tokens of a chat request, with the per-message overhead. [1]", r.text)
+    assert.are.same({ "Tokens", "Lua API" }, r.citations[1].heading)
+  end)
+
+  it("weighs question terms by the index's idf: a term no passage holds weighs nothing", function()
+    local contexts = { { id = "k", source = "keys.md", text = "Rotate keys every 90 days." } }
+    -- by the context alone "frobnicate" is as rare as "rotate": the sentence covers half the question
+    local idf = function(t) if t == "rotat" or t == "key" then return 2 end end
+    local r = extractive.answer { question = "frobnicate rotate keys", contexts = contexts, min_coverage = 0.9, idf = idf }
+    assert.are.equal("Rotate keys every 90 days. [1]", r.text)
+    assert.are.equal(extractive.NO_ANSWER,
+      extractive.answer { question = "frobnicate rotate keys", contexts = contexts, min_coverage = 0.9 }.text)
+    -- nothing the index knows: no answer
+    assert.are.equal(extractive.NO_ANSWER,
+      extractive.answer { question = "What is the capital of Peru?", contexts = contexts, idf = idf }.text)
+  end)
+
+  it("topic: the question without the words that only shape it", function()
+    assert.are.equal("hot-reload routing policy?", extractive.topic("How do I hot-reload the routing policy?"))
+    assert.are.equal("What is it?", extractive.topic("What is it?"))   -- nothing left: as asked
   end)
 
   it("says plainly when the context does not cover the question", function()

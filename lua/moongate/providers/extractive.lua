@@ -9,12 +9,12 @@ local Provider = {}
 Provider.__index = Provider
 
 -- new(name, cfg): cfg.index = an index folder for pipelines/rag_qa.lua (optional),
--- cfg.k (passages retrieved, 5), cfg.max_sentences (3), cfg.tenant (search one tenant's
+-- cfg.k (passages retrieved, 12), cfg.max_sentences (3), cfg.tenant (search one tenant's
 -- documents for every caller; by default each request searches its own tenant's, as auth found it).
 function M.new(name, cfg)
   cfg = cfg or {}
   return setmetatable({
-    name = name, kind = "extractive", index = cfg.index, k = cfg.k or 5,
+    name = name, kind = "extractive", index = cfg.index, k = cfg.k or 12,
     max_sentences = cfg.max_sentences or 3, tenant = cfg.tenant, embedder_kind = cfg.embedder,
   }, Provider)
 end

@@ -111,6 +111,65 @@ local function split_long(text, max, count)
   return pieces
 end
 
+-- Pack whole lines into pieces of at most `room` tokens (a line longer than that by words),
+-- each piece framed by frame(lines text).
+local function pack_lines(lines, room, count, frame)
+  local pieces, cur, cur_t = {}, {}, 0
+  local function push()
+    if #cur > 0 then
+      pieces[#pieces + 1] = frame(table.concat(cur, "\n"))
+      cur, cur_t = {}, 0
+    end
+  end
+  for _, line in ipairs(lines) do
+    local t = count(line) + 1
+    if t > room then
+      push()
+      for _, part in ipairs(split_long(line, room, count)) do cur[1] = part; push() end
+    else
+      if cur_t + t > room then push() end
+      cur[#cur + 1] = line
+      cur_t = cur_t + t
+    end
+  end
+  push()
+  return pieces
+end
+
+local function lines_of(text)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  return lines
+end
+
+-- Cut a fenced code block that exceeds max into fenced blocks of whole lines, so that every
+-- piece still reads as code, to the extractive answerer and to a model alike. Returns nil
+-- for a code block without fences (indented code).
+local function split_code(text, max, count)
+  local open, body, close = text:match("^(%s*[`~][`~][`~][^\n]*)\n(.-)\n(%s*[`~][`~][`~]+)%s*$")
+  if not open then return nil end
+  local room = math.max(1, max - count(open) - count(close) - 2)
+  return pack_lines(lines_of(body), room, count, function(piece)
+    return open .. "\n" .. piece .. "\n" .. close
+  end)
+end
+
+-- Cut a table that exceeds max into tables of whole rows, each under the table's header row
+-- (and its |---| line), so that a piece still reads as a table with its column names.
+local function split_table(text, max, count)
+  local rows = lines_of(text)
+  local head = 1
+  if rows[2] and rows[2]:match("^%s*|[%s:|-]+$") then head = 2 end
+  local header = table.concat(rows, "\n", 1, head)
+  local room = max - count(header) - 1
+  if room < 1 or #rows <= head then return nil end
+  local body = {}
+  for i = head + 1, #rows do body[#body + 1] = rows[i] end
+  return pack_lines(body, room, count, function(piece)
+    return header .. "\n" .. piece
+  end)
+end
+
 -- The end of a chunk's text worth repeating at the start of the next: whole sentences up
 -- to `overlap` tokens (the last words when a single sentence is longer).
 local function tail(text, overlap, count)
@@ -163,7 +222,9 @@ function M.chunk(blocks, opts)
     local text = table.concat(cur.parts, "\n\n")
     chunks[#chunks + 1] = { text = text, heading = cur.heading or {}, tokens = count(text) }
     local nxt = { parts = {}, tokens = 0 }
-    if with_overlap and overlap > 0 then
+    -- the overlap repeats prose: the last words of a code block or a table, cut from their
+    -- fences and rows, would read as a paragraph of the next chunk
+    if with_overlap and overlap > 0 and cur.last_kind ~= "code" and cur.last_kind ~= "table" then
       local t = tail(text, overlap, count)
       if t ~= "" then
         nxt.parts[1] = t
@@ -175,7 +236,7 @@ function M.chunk(blocks, opts)
     cur = nxt
   end
 
-  local function add(text, tokens, heading)
+  local function add(text, tokens, heading, kind)
     if cur.tokens > 0 and cur.tokens + tokens > max then
       if cur.overlap_only then
         cur = { parts = {}, tokens = 0 }   -- the overlap would not fit beside this unit
@@ -187,6 +248,7 @@ function M.chunk(blocks, opts)
     -- a chunk is filed under the heading path where it starts (overlap aside)
     if not cur.heading or #cur.parts == 0 or cur.overlap_only then cur.heading = heading end
     cur.last = heading
+    cur.last_kind = kind
     cur.parts[#cur.parts + 1] = text
     cur.tokens = cur.tokens + tokens + (#cur.parts > 1 and 1 or 0)
     cur.overlap_only = false
@@ -199,9 +261,11 @@ function M.chunk(blocks, opts)
     if b.kind == "heading" and cur.overlap_only then cur = { parts = {}, tokens = 0 } end
     local t = count(text)
     if t <= max then
-      add(text, t, heading)
+      add(text, t, heading, b.kind)
     else
-      for _, piece in ipairs(split_long(text, max, count)) do add(piece, count(piece), heading) end
+      local pieces = (b.kind == "code" and split_code(text, max, count))
+        or (b.kind == "table" and split_table(text, max, count)) or split_long(text, max, count)
+      for _, piece in ipairs(pieces) do add(piece, count(piece), heading, b.kind) end
     end
   end
   close(false)
