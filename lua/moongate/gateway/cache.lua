@@ -73,6 +73,7 @@ function M.state(gw)
       if type(c.semantic) == "table" then
         s.semantic = require("moongate.cache.semantic").new(c.semantic)
       end
+      if type(c.snippet) == "table" then s.snippet = require("moongate.cache.snippet").configure(c.snippet) end
     end
     gw.cache_state = s
   end
@@ -140,10 +141,11 @@ function M.decide(gw, req, doc, name, mcfg, plan, pversion, tenant, edge)
   else
     st.result = "miss"
     if semantic_on then
-      st.semantic = s.semantic
+      st.semantic, st.tiers = s.semantic, plan.tiers
       local sst = s.semantic:lookup(doc, st, gw, s.exact:generation(ns))
-      if sst and sst.entry then
-        st.result, st.kind, st.entry, st.similarity = "hit", "semantic", sst.entry, sst.similarity
+      local entry = sst and sst.entry and M.decode_entry(sst.entry)
+      if entry then
+        st.result, st.kind, st.entry, st.similarity = "hit", "semantic", entry, sst.similarity
       end
       st.semantic_key = sst
       requests_total:inc(1, "semantic", st.result == "hit" and "hit" or (sst and "miss" or "bypass"))
