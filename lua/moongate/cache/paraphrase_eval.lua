@@ -26,12 +26,9 @@ function M.run(list, opts)
   opts = opts or {}
   local r = { correct = 0, wrong = 0, missed = 0, rejected = 0, wrong_by_kind = {}, missed_pairs = {},
               wrong_pairs = {} }
-  local guards = require "moongate.cache.guards"
-  local agree = guards.agree
-  if opts.guards == false then guards.agree = function() return true end end
   local ok, err = pcall(function()
     for _, p in ipairs(list) do
-      local c = semantic.new { threshold = opts.threshold, embedder = opts.embedder }
+      local c = semantic.new { threshold = opts.threshold, embedder = opts.embedder, guards = opts.guards }
       if opts.embedder_object then c._embedder = opts.embedder_object end
       local gw = { providers = {} }
       local doc_a = { model = "m", messages = { { role = "user", content = p.a } } }
@@ -54,7 +51,6 @@ function M.run(list, opts)
       opts.embedder_object = c._embedder
     end
   end)
-  guards.agree = agree
   if not ok then error(err, 0) end
   return r
 end

@@ -43,6 +43,9 @@ function M.check_config(c)
      (type(s.threshold) ~= "number" or s.threshold <= 0 or s.threshold > 1) then
     return nil, "config: cache.semantic.threshold must be a number in (0, 1]"
   end
+  if type(s) == "table" and s.guards ~= nil and type(s.guards) ~= "boolean" then
+    return nil, "config: cache.semantic.guards must be true or false"
+  end
   return true
 end
 
