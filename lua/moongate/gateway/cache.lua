@@ -290,7 +290,7 @@ function M.flush_route(ctx)
   end
   local n = M.flush(ctx.gw, doc.tenant)
   return { status = 200, headers = { ["content-type"] = "application/json" },
-           body = assert(json.encode({ tenant = doc.tenant, flushed = n })) }
+           body = json.encode_sorted({ tenant = doc.tenant, flushed = n }) }
 end
 
 return M
