@@ -40,7 +40,7 @@ local NEGATIONS = {
 
 -- Capitalised words that name nothing: a sentence's first word, pronouns, question words.
 local PLAIN = {}
-for w in ([[i a an the what which who whom whose when where why how is are was were be do does
+for w in ([[i am a an the what which who whom whose when where why how is are was were be do does
   did can could should would will shall may might must have has had please tell explain describe
   give show list name define compare find get make let in on at for to of from by with about
   and or but if my our your their its this that these those there here it we you they he she
