@@ -17,7 +17,7 @@ return {
   },
   prices = { m1 = { input = 1, output = 2 } },
   auth = { keys = { ["sk-a"] = "team-a", ["sk-b"] = "team-b" }, admin_key = "sk-admin" },
-  cache = { exact = { ttl = 60, max_entries = 100 } },
+  cache = { exact = { ttl = 600, max_entries = 100 } },
   breaker = { failures = 1000 },
 }
 LUA
@@ -134,6 +134,19 @@ chat "$Q" "${A[@]}"
 check "team-a after its flush: miss" "$(header x-moongate-cache) $(( $(calls) - before ))" "miss 1"
 chat "$Q" "${B[@]}"
 check "team-b kept its entries: hit" "$(header x-moongate-cache) $(( $(calls) - before ))" "hit 1"
+stop_gateway
+
+# --- a hit spends no tokens: the quota gets back what it reserved ----------------------------------
+sed 's/^  breaker = { failures = 1000 },/  breaker = { failures = 1000 }, quota = { tokens_in_per_min = 40 },/' "$GW_TMP/conf.lua" > "$GW_TMP/quota.lua"
+start_gateway "$GW_TMP/quota.lua"
+QQ='{"model":"default","temperature":0,"messages":[{"role":"user","content":"what is two plus two"}]}'
+# the header is the budget left once this request's 12 estimated tokens are reserved; the miss is
+# reconciled to the 11 the upstream reported. Without the refund the third hit would be refused.
+chat "$QQ" "${A[@]}"
+check "a miss reserves its input tokens" "$STATUS $(header x-moongate-cache) $(header x-ratelimit-remaining-tokens)" "200 miss 28"
+for i in 1 2 3 4 5; do chat "$QQ" "${A[@]}"; echo "$STATUS" >> "$GW_TMP/quota_status"; done
+check "five hits all answered, each given its reservation back" \
+  "$(sort -u "$GW_TMP/quota_status") $(header x-moongate-cache) $(header x-ratelimit-remaining-tokens)" "200 hit 17"
 stop_gateway
 
 # --- the shared tier across 2 workers --------------------------------------------------------------

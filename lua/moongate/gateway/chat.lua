@@ -489,7 +489,11 @@ local function handle(gw, req, res, tenant)
       local overhead = now() - t0
       h["x-moongate-route-version"] = pversion
       h["x-moongate-overhead-ms"] = ms(overhead)
-      if edge then edge.overhead, edge.response_text = overhead, cst.entry.body end
+      if edge then
+        edge.overhead, edge.response_text = overhead, cst.entry.body
+        -- nothing was spent: the quota stage gives back the input tokens it reserved
+        edge.usage.reported = true
+      end
       if stream then
         local client_usage = type(doc.stream_options) == "table" and doc.stream_options.include_usage == true
         return stream_completion(res, h, out, client_usage)
