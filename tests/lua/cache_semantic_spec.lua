@@ -90,6 +90,11 @@ describe("moongate.cache.semantic", function()
     assert.is_nil(c:lookup(ask("???"), st(), gw, 0))
     assert.is_nil(c:lookup(ask("zxqv wqzx"), st(), gw, 0))   -- no known word: no vector to compare
   end)
+  it("bypasses, never fails, when its embedder cannot load", function()
+    local c = semantic.new { embedder = { kind = "glove", path = "/nonexistent/embeddings.bin" } }
+    assert.is_nil(c:lookup(ask("Who wrote Hamlet?"), st(), gw, 0))
+    assert.is_nil(c:lookup(ask("Who wrote Hamlet?"), st(), gw, 0))
+  end)
   it("keeps at most max_entries, the oldest going first, and honours the TTL", function()
     local c = semantic.new { max_entries = 2 }
     for _, q in ipairs({ "What is the capital of France?", "Who wrote Hamlet?", "Why is the sky blue?" }) do

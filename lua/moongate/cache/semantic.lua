@@ -38,16 +38,22 @@ function M.new(cfg)
     scopes = {}, count = 0, order = {}, first = 1, last = 0, versions = {} }, Semantic)
 end
 
+-- The embedder, loaded on first use; nil (said once in the log) when it cannot be: the
+-- semantic cache then bypasses, it never fails a request.
 function Semantic:embedder()
   local e = self._embedder
-  if not e then
+  if e == nil then
     local emb = require "moongate.retrieval.embedder"
     local err
     e, err = emb.new(self.embedder_opts or { kind = "glove" })
-    if not e then error("semantic cache: " .. tostring(err), 0) end
+    if not e then
+      local log = package.loaded["moongate.log"]
+      if log then log.error("semantic cache: no embedder", { error = tostring(err) }) end
+      e = false
+    end
     self._embedder = e
   end
-  return e
+  return e or nil
 end
 
 local function text_of(content)
@@ -222,6 +228,7 @@ function Semantic:lookup(doc, st, gw, generation)
   local scope = crypto.sha256_hex(json.encode_sorted({ ns = st.ns, generation = generation,
     system = crypto.sha256_hex(system), context = st.context, params = params, guards = features }))
   local e = self:embedder()
+  if not e then return nil end
   local vec, known = e.embed(guards.normalize(q))
   if not vec or (known or 0) == 0 then return nil end
   local probe = { scope = scope, vec = vec, dim = e.dim, features = features,
