@@ -7,8 +7,10 @@
 unset MOONGATE_ADMIN_KEY
 
 start_mock up
+cp "$(cd "$(dirname "$0")/../.." && pwd)/pipelines/route.lua" "$GW_TMP/route.lua"
 cat > "$GW_TMP/conf.lua" <<LUA
 return {
+  route_policy = "$GW_TMP/route.lua",
   providers = { up = { kind = "mock", base_url = "$MOCK_up_URL" } },
   models = {
     default = { route = { { provider = "up", model = "m1", timeout = 3 } } },
@@ -134,6 +136,19 @@ chat "$Q" "${A[@]}"
 check "team-a after its flush: miss" "$(header x-moongate-cache) $(( $(calls) - before ))" "miss 1"
 chat "$Q" "${B[@]}"
 check "team-b kept its entries: hit" "$(header x-moongate-cache) $(( $(calls) - before ))" "hit 1"
+
+# --- a new routing policy version: new keys ---------------------------------------------------------
+V1=$(header x-moongate-route-version)
+echo "-- a new version of the policy" >> "$GW_TMP/route.lua"
+for _ in $(seq 1 50); do
+  chat "$Q" "${B[@]}"
+  [ "$(header x-moongate-route-version)" != "$V1" ] && break
+  sleep 0.1
+done
+check "the policy changed: the same request is a miss under the new version" \
+  "$(header x-moongate-cache) $([ "$(header x-moongate-route-version)" != "$V1" ] && echo new-version)" "miss new-version"
+chat "$Q" "${B[@]}"
+check "and a hit again after that" "$(header x-moongate-cache)" "hit"
 stop_gateway
 
 # --- a hit spends no tokens: the quota gets back what it reserved ----------------------------------

@@ -91,7 +91,7 @@ local function resolved(tenant, pversion, plan, edge)
   local flags = {}
   local f = edge and rawget(edge, "flags")
   if type(f) == "table" then
-    for n, v in pairs(f) do if v then flags[#flags + 1] = n end end
+    for n, v in pairs(f) do if v then flags[#flags + 1] = n .. "=" .. tostring(v) end end   -- variants too
     table.sort(flags)
   end
   local set = edge and rawget(edge, "flag_set")
