@@ -383,6 +383,7 @@ function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
     ["x-moongate-attempts"] = tostring(attempts),
     ["x-moongate-route-version"] = pversion,
     ["x-moongate-overhead-ms"] = ms(now() - t0 - waited),
+    ["x-moongate-cache"] = "bypass",   -- a tool may do something each time: never cached
   }
   if edge then edge.overhead = now() - t0 - waited end
   if stream then return stream_completion(res, headers, out, client_usage) end
