@@ -106,6 +106,14 @@ describe("moongate.cache.exact", function()
     assert.is_nil(c2:get(a, "h"))     -- c2's LRU copy carries the old generation
     assert.equal("for b", (c2:get(b, "h")))
   end)
+  it("with shared = false keeps to this worker's LRU", function()
+    local ns = key.namespace("solo-" .. tostring(moongate.now()))
+    local c1, c2 = exact.new { shared = false }, exact.new { shared = false }
+    assert.is_true(c1:set(ns, "h", "mine"))
+    assert.same({ "mine", "local" }, { c1:get(ns, "h") })
+    assert.is_nil(c2:get(ns, "h"))
+    assert.is_nil((exact.new {}):get(ns, "h"))
+  end)
   it("does not keep an answer over max_entry_bytes", function()
     local c = exact.new { max_entry_bytes = 10 }
     assert.same({ nil, "too large" }, { c:set("ns", "h", string.rep("x", 11)) })
