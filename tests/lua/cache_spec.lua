@@ -85,6 +85,26 @@ describe("moongate.cache.lru", function()
   end)
 end)
 
+describe("the hit path compiles", function()
+  it("an LRU hit and a shared-tier read run as compiled traces (no NYI, no stitch)", function()
+    local jit_check = require "moongate.jit_check"
+    local c = exact.new {}
+    local ns = key.namespace("jit-" .. tostring(moongate.now()))
+    c:set(ns, "h", "answer")
+    local n = 0
+    local log = jit_check.trace_log(function()
+      for _ = 1, 2000 do
+        local v = c:get(ns, "h")
+        n = n + #v
+      end
+    end)
+    assert.equal(12000, n)
+    assert.matches("cache_spec.lua:%d+ loop%]", log)
+    assert.is_nil(log:find("NYI", 1, true), log)
+    assert.is_nil(log:find("stitch", 1, true), log)
+  end)
+end)
+
 describe("moongate.cache.exact", function()
   it("reads the shared tier when this worker's LRU lacks the entry", function()
     local c1 = exact.new { ttl = 30 }
