@@ -164,12 +164,19 @@ M.stages = {
       if rr == true then
         rr = require("moongate.retrieval.rerank").new { kind = "local" }
       end
-      local ok, err = rr:rerank(ctx.question, ctx.hits, ctx.idx.snap and {
+      local rctx = ctx.idx.snap and {
         idf = function(term)
           local ix, N = ctx.idx.snap.bm25, ctx.idx.snap.n
           local df = ix:df(term)
           return math.log(1 + (N - df + 0.5) / (df + 0.5))
-        end })
+        end }
+      -- the worker's snippet cache, when the config keeps one: the same question over the same
+      -- document versions is re-ranked once
+      local snippets = package.loaded["moongate.cache.snippet"]
+      local sc = snippets and snippets.active()
+      local ok, err
+      if sc then ok, err = sc:rerank(ctx.idx.dir, rr, ctx.question, ctx.hits, rctx)
+      else ok, err = rr:rerank(ctx.question, ctx.hits, rctx) end
       if not ok then return nil, err end
     end
     while #ctx.hits > ctx.k do ctx.hits[#ctx.hits] = nil end

@@ -111,6 +111,9 @@ M.route_pattern("^/admin/breakers/([^/]+)/reset$", { name = "reset", method = "P
   template = "/admin/breakers/{provider}/reset",
   handler = function(ctx) return require("moongate.gateway.models").reset(ctx.gw, ctx.capture) end })
 
+M.route("/admin/cache/flush", { name = "cache_flush", method = "POST", admin = true,
+  handler = function(ctx) return require("moongate.gateway.cache").flush_route(ctx) end })
+
 local function not_found(method, path)
   return errors.response(404, "no route for " .. method .. " " .. path, "not_found")
 end

@@ -208,10 +208,35 @@ function Index:refresh()
   if v == self.version then return true, false end
   local snap, err = load_snapshot(self.dir, self.db, v)
   if not snap then return nil, err end
+  local old = self.version
+  local snippets = package.loaded["moongate.cache.snippet"]
+  if old and snippets then
+    -- cached re-ranker results built on documents this version changed are stale
+    local changed = M.changed_documents(self.db, old, v)
+    snippets.evict_documents(self.dir, changed)
+  end
   self.snap = snap
   self.version = v
   self.embedder = nil
   return true, true
+end
+
+--- retrieval.changed_documents(db, from, to) -> {[doc_id] = true}, added: the documents whose
+--- chunks changed between versions from and to (re-indexed or removed), and whether one of them
+--- is new (it had no chunk in version from). Caches built on version from use it to evict
+--- exactly what a new version made stale.
+function M.changed_documents(db, from, to)
+  local changed, added = {}, false
+  local rows = Q(db, [[SELECT DISTINCT c.doc_id, c.tenant, EXISTS (SELECT 1 FROM chunks d
+      WHERE d.doc_id = c.doc_id AND d.tenant = c.tenant AND d.added_version <= ?1
+        AND (d.removed_version IS NULL OR d.removed_version > ?1)) AS existed
+    FROM chunks c WHERE (c.added_version > ?1 AND c.added_version <= ?2)
+      OR (c.removed_version > ?1 AND c.removed_version <= ?2)]], from, to)
+  for _, r in ipairs(rows) do
+    changed[r.doc_id] = true
+    if r.existed == 0 then added = true end
+  end
+  return changed, added
 end
 
 --- Close the index: its database and the current version's BM25 and vector stores (older
@@ -445,7 +470,10 @@ function Index:search(q)
       local df = ix:df(term)
       return math.log(1 + (N - df + 0.5) / (df + 0.5))
     end }
-    local ok, err = rr:rerank(q.query, hits, ctx)
+    local snippets = package.loaded["moongate.cache.snippet"]
+    local sc = snippets and snippets.active()
+    local ok, err
+    if sc then ok, err = sc:rerank(self.dir, rr, q.query, hits, ctx) else ok, err = rr:rerank(q.query, hits, ctx) end
     if not ok then return nil, err end
   end
   while #hits > k do hits[#hits] = nil end

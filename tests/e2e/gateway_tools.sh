@@ -40,6 +40,7 @@ check "the tool result went back to the model" "$(echo "$LAST" | grep -c '\\"rol
 
 chat '{"model":"agent","stream":true,"messages":[{"role":"user","content":"what time is it?"}]}'
 check "streamed: event stream ending in [DONE]" "$STATUS $(header content-type) $(grep -c '^data: \[DONE\]' "$OUT")" "200 text/event-stream 1"
+check "streamed: a tool loop is never cached" "$(header x-moongate-cache)" "bypass"
 check "streamed: the text" "$(grep '^data: {' "$OUT" | sed 's/^data: //' | python3 -c "import sys,json; print(''.join((json.loads(l)['choices'][0]['delta'].get('content') or '') for l in sys.stdin))" | sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z/TIME/')" 'mock answer: what time is it? [tool: {"utc":"TIME"}]'
 
 chat '{"model":"plain","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object","properties":{"q":{"type":"string"}}}}}]}'

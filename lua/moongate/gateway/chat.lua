@@ -9,6 +9,7 @@ local usage = require "moongate.gateway.usage"
 local request = require "moongate.gateway.request"
 local trace = require "moongate.trace"
 local metrics = require "moongate.metrics"
+local cache = require "moongate.gateway.cache"
 
 local M = {}
 
@@ -382,6 +383,7 @@ function M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
     ["x-moongate-attempts"] = tostring(attempts),
     ["x-moongate-route-version"] = pversion,
     ["x-moongate-overhead-ms"] = ms(now() - t0 - waited),
+    ["x-moongate-cache"] = "bypass",   -- a tool may do something each time: never cached
   }
   if edge then edge.overhead = now() - t0 - waited end
   if stream then return stream_completion(res, headers, out, client_usage) end
@@ -459,8 +461,7 @@ function M.call_with_policy(gw, doc, name, policy, tenant)
   return M.run_plan(gw, creq, plan, deadline, "chat")
 end
 
--- handle(gw, req, res) -> response table, or nil after streaming the answer through res
-function M.handle(gw, req, res, tenant)
+local function handle(gw, req, res, tenant)
   local t0 = req.start or now()
   local doc, name = request.decode(req)
   if not doc then return name end
@@ -501,6 +502,31 @@ function M.handle(gw, req, res, tenant)
 
   if mcfg.tools then
     return M.with_tools(gw, req, res, doc, name, mcfg, plan, pversion, t0)
+  end
+
+  local edge = moongate.context().edge
+  local cst = cache.decide(gw, req, doc, name, mcfg, plan, pversion, tenant, edge)
+  if edge then edge.cache_result = cst.result end
+  if cst.result == "hit" then
+    local out, h = cache.hit(gw, cst, edge)
+    if out then
+      local overhead = now() - t0
+      h["x-moongate-route-version"] = pversion
+      h["x-moongate-overhead-ms"] = ms(overhead)
+      if edge then
+        edge.overhead, edge.response_text = overhead, cst.entry.body
+        -- nothing was spent: the quota stage gives back the input tokens it reserved
+        edge.usage.reported = true
+      end
+      if stream then
+        local client_usage = type(doc.stream_options) == "table" and doc.stream_options.include_usage == true
+        return stream_completion(res, h, out, client_usage)
+      end
+      h["content-type"] = "application/json"
+      return { status = 200, headers = h, body = cst.entry.body }
+    end
+    cst.result = "miss"   -- an entry that no longer decodes: answer from upstream
+    if edge then edge.cache_result = "miss" end
   end
 
   local creq = {
@@ -556,14 +582,14 @@ function M.handle(gw, req, res, tenant)
     ["x-moongate-model"] = tier.model or name,
     ["x-moongate-attempts"] = tostring(info.attempts),
     ["x-moongate-route-version"] = pversion,
+    ["x-moongate-cache"] = cst.result,
   }
-  if info.degraded then headers["x-moongate-degraded"] = "true" end
+  if info.degraded then headers["x-moongate-degraded"] = "true"; cst.store = false end
   if info.attempts > 1 then retries_total:inc(info.attempts - 1, name) end
   if info.degraded or tier ~= plan.tiers[1] then fallbacks_total:inc(1, name) end
-  local edge = moongate.context().edge
-
   if not stream then
     usage.record(tier.provider, tier.model or name, result.usage)
+    cache.store(cst, tier.provider, tier.model or name, result.body, result.doc)
     headers["content-type"] = "application/json"
     local overhead = now() - t0 - waited
     headers["x-moongate-overhead-ms"] = ms(overhead)
@@ -644,9 +670,11 @@ function M.handle(gw, req, res, tenant)
   end
   if np > 0 then res:write(concat(parts, "", 1, np)) end
   events:close()
+  local counted
   if done and not got_usage then
     -- the upstream reported no usage: count it, and give it to a client that asked for it
     local u = usage_of_stream(seen, doc, name, tier.model)
+    counted = u
     usage.record(tier.provider, tier.model or name, u)
     if client_usage then
       local c1 = json.decode(seen[1]) or {}
@@ -656,6 +684,14 @@ function M.handle(gw, req, res, tenant)
   end
   if done then
     res:write("data: [DONE]\n\n")
+    if cst.store then
+      local out = cache.completion_of_stream(seen)
+      if out then
+        if counted then out.usage = counted end
+        local body = json.encode(out)
+        if body then cache.store(cst, tier.provider, tier.model or name, body, out) end
+      end
+    end
     local e = edge and edge.usage
     if e and e.calls > 0 then
       sp:set("gen_ai.usage.input_tokens", e.prompt_tokens):set("gen_ai.usage.output_tokens", e.completion_tokens)
@@ -669,6 +705,21 @@ function M.handle(gw, req, res, tenant)
   sp:finish()
   res:finish()
   return nil
+end
+
+-- handle(gw, req, res) -> response table, or nil after streaming the answer through res. Every
+-- answer says what the cache did (bypass for one that never reached it).
+function M.handle(gw, req, res, tenant)
+  local r = handle(gw, req, res, tenant)
+  if type(r) == "table" then
+    local h = r.headers
+    if not h then h = {}; r.headers = h end
+    if h["x-moongate-cache"] == nil then
+      local edge = moongate.context().edge
+      h["x-moongate-cache"] = edge and edge.cache_result or "bypass"
+    end
+  end
+  return r
 end
 
 return M

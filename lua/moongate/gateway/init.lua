@@ -54,6 +54,9 @@ local function check_config(cfg)
     if not ok then return nil, "config: " .. err end
   end
   if type(cfg.providers) ~= "table" then return nil, "config: providers must be a table" end
+  local cache = require "moongate.gateway.cache"
+  local cok, cerr = cache.check_config(cfg.cache)
+  if not cok then return nil, cerr end
   if type(cfg.models) ~= "table" then return nil, "config: models must be a table" end
   for name, p in pairs(cfg.providers) do
     if type(p) ~= "table" then return nil, "config: provider " .. name .. " must be a table" end
@@ -78,6 +81,8 @@ local function check_config(cfg)
         if type(t) ~= "string" then return nil, "config: model " .. name .. ": tools must be a list of plugin names" end
       end
     end
+    local mok, merr = cache.check_model(name, m.cache)
+    if not mok then return nil, merr end
     if m.budgets ~= nil then
       local ok, err = M.check_budgets(m.budgets)
       if not ok then return nil, "config: model " .. name .. ": " .. err end

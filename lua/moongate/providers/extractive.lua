@@ -9,13 +9,15 @@ local Provider = {}
 Provider.__index = Provider
 
 -- new(name, cfg): cfg.index = an index folder for pipelines/rag_qa.lua (optional),
--- cfg.k (passages retrieved, 12), cfg.max_sentences (3), cfg.tenant (search one tenant's
--- documents for every caller; by default each request searches its own tenant's, as auth found it).
+-- cfg.k (passages retrieved, 12), cfg.max_sentences (3), cfg.rerank (true: the local re-ranker),
+-- cfg.tenant (search one tenant's documents for every caller; by default each request searches
+-- its own tenant's, as auth found it).
 function M.new(name, cfg)
   cfg = cfg or {}
   return setmetatable({
     name = name, kind = "extractive", index = cfg.index, k = cfg.k or 12,
     max_sentences = cfg.max_sentences or 3, tenant = cfg.tenant, embedder_kind = cfg.embedder,
+    rerank = cfg.rerank,
   }, Provider)
 end
 
@@ -93,7 +95,8 @@ function Provider:answer(doc)
       local edge = require("moongate").context().edge
       local tenant = self.tenant or (edge and edge.tenant) or nil
       local ok, r = pcall(rag.answer, { question = question, index = self.index, tenant = tenant,
-                                         k = self.k, max_sentences = self.max_sentences })
+                                         k = self.k, max_sentences = self.max_sentences,
+                                         rerank = self.rerank })
       if ok and type(r) == "table" and r.answer then return r.answer, r.citations or {} end
       if not ok then
         local log = package.loaded["moongate.log"]
