@@ -18,7 +18,7 @@ return { plan = function(req, ctx) return { tiers = { { provider = "cand", model
 const WINDOW = 4;
 const config = writeConfig("moongate.lua", `return {
   providers = { ctl = { kind = "mock", base_url = "${ctl.url}" }, cand = { kind = "mock", base_url = "${cand.url}" } },
-  models = { default = { route = { { provider = "ctl", model = "m1", timeout = 2 } } } },
+  models = { default = { route = { { provider = "ctl", model = "m1", timeout = 15 } }, deadline = 15 } },
   retry = { max_attempts = 1 },
   breaker = { failures = 100000 },   -- the candidate fails as often as its upstream does, no more
   flags = "flags.lua",
@@ -67,7 +67,7 @@ async function one(i) {
     assert.equal(r.status >= 500, Boolean(headers["x-mock-fault"]), r.text);   // it fails exactly when faulted
   } else {
     if (r.status !== 200) seen.controlFailed++;
-    assert.equal(r.headers.get("x-moongate-provider"), "ctl");
+    assert.equal(r.headers.get("x-moongate-provider"), "ctl", `control: ${r.status} ${r.text}`);
   }
   return { user, variant, status: r.status, id: r.headers.get("x-request-id") };
 }

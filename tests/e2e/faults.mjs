@@ -12,8 +12,9 @@ import { requireBinary, startMock, startGateway, writeConfig, stop, stopAll, cha
 requireBinary();
 
 // Per-attempt timeout 1 s; `default` falls back primary -> secondary inside 4 s; `alone` has only
-// primary (tier timeout 5 s, deadline 1 s: the deadline decides); `retry` calls primary up to 10
-// times but the cap is 3.
+// primary (tier timeout 5 s, deadline 1 s: the deadline decides); `big` is primary with room for
+// a loaded machine (the stream tests are about back-pressure, not time); `retry` calls primary up to
+// 10 times but the cap is 3.
 const CONFIG = (breaker) => `
 return {
   providers = {
@@ -25,6 +26,7 @@ return {
     default = { route = { { provider = "primary", model = "mock-small", timeout = 1 },
                           { provider = "secondary", model = "mock-small", timeout = 1 } }, deadline = 4 },
     alone = { route = { { provider = "primary", model = "mock-small", timeout = 5 } }, deadline = 1 },
+    big = { route = { { provider = "primary", model = "mock-small", timeout = 20 } }, deadline = 20 },
     retry = { route = { { provider = "primary", model = "mock-small", timeout = 1, attempts = 10 } }, deadline = 5 },
     claude = { route = { { provider = "claude", model = "claude-mock", timeout = 1 },
                          { provider = "secondary", model = "mock-small", timeout = 1 } }, deadline = 4 },
@@ -292,7 +294,7 @@ test("a client that reads nothing holds the upstream back; moongate buffers a bo
   await resetCounts();
   const rss0 = rssMB(gw.child.pid);
   // a 60 MB answer in events of up to 4 kB (~45,000 events); the client never reads
-  const res = await openStream(gw.base, { model: "alone", stream: true,
+  const res = await openStream(gw.base, { model: "big", stream: true,
     messages: question("x".repeat(4000)), mock: { answer_bytes: 60_000_000 } });
   assert.equal(res.statusCode, 200);
   res.pause();
@@ -314,7 +316,7 @@ test("a client that reads nothing holds the upstream back; moongate buffers a bo
 // size of a read and takes seconds here; the mock alone sends them in 0.02 s.
 test("a long stream of small events is relayed in reasonable time", async () => {
   await resetCounts();
-  const body = { model: "alone", stream: true, messages: question("many small words"), mock: { answer_bytes: 30_000 } };
+  const body = { model: "big", stream: true, messages: question("many small words"), mock: { answer_bytes: 30_000 } };
   const direct = await fetch(`${primary.url}/chat/completions`, { method: "POST",
     headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const directText = await direct.text();

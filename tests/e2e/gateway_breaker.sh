@@ -15,7 +15,7 @@ return {
     default = { route = { { provider = "primary", timeout = 2 }, { provider = "secondary", timeout = 2 } }, deadline = 5 },
     only = { route = { { provider = "primary", timeout = 2 } }, deadline = 5 },
   },
-  breaker = { failures = 3, window = 30, cooldown = 6 },
+  breaker = { failures = 3, window = 30, cooldown = 12 },   -- room for a loaded machine between the checks
 }
 LUA
 start_gateway "$GW_TMP/conf.lua" --workers 2
@@ -37,7 +37,7 @@ check "open with no other tier: 503 circuit_open" "$STATUS $(json_field "d['erro
 check "503 carries Retry-After" "$( [ -n "$(header retry-after)" ] && echo yes)" yes
 check "/v1/models shows the open breaker" "$(curl -s "$GW/v1/models" | python3 -c "import sys,json; print([t['breaker'] for m in json.load(sys.stdin)['data'] if m['id']=='default' for t in m['moongate']['route']])")" "['open', 'closed']"
 
-sleep 6.2
+sleep 12.2
 chat "$Q"   # the half-open probe fails: open again
 check "failed probe: one more call" "$(mock_stat "$MOCK_p1" chat)" 4
 check "failed probe: open again" "$(breaker_state primary)" open
@@ -45,7 +45,7 @@ chat "$Q"
 check "reopened: no traffic" "$(mock_stat "$MOCK_p1" chat)" 4
 
 mock_fault "$MOCK_p1" ""
-sleep 6.2
+sleep 12.2
 chat "$Q"
 check "good probe answers from the primary" "$STATUS $(header x-moongate-provider)" "200 primary"
 check "good probe closes the circuit" "$(breaker_state primary)" closed
