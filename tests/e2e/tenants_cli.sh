@@ -104,7 +104,7 @@ check "after revoke and rotate" "$(M keys list | awk 'NR > 1 {print $1, $4}' | s
 check "the rotated key expires after the overlap" "$(M keys list acme --json | python3 -c '
 import json, sys, time
 k = [k for k in json.load(sys.stdin) if k["id"] == "'"$ID"'"][0]
-print(55 < k["expires_at"] - time.time() <= 60)')" "True"
+print(30 < k["expires_at"] - time.time() <= 60)')" "True"
 
 check "tenants disable" "$(M tenants disable acme)" "disabled tenant acme"
 check "tenants show: disabled" "$(M tenants show acme | sed -n 3p)" "disabled yes"
