@@ -89,6 +89,10 @@ Writer.__index = Writer
 -- Returns writer | nil, err.
 function M.open(dir, opts)
   opts = opts or {}
+  local hw = opts.heading_weight
+  if hw ~= nil and (type(hw) ~= "number" or hw < 1 or hw > 10 or hw % 1 ~= 0) then
+    return nil, "heading_weight must be a whole number from 1 to 10"
+  end
   local ok, err = store.mkdir(dir)
   if not ok then return nil, err end
   local release
