@@ -206,6 +206,33 @@ describe("retrieval index", function()
     reader:close()
   end)
 
+  it("counts a section's heading heading_weight times for BM25", function()
+    local docs = {
+      { id = "a", format = "markdown", source = "a.md",
+        text = "# Retries\n\nA failed call is sent again after a short wait, at most three times." },
+      { id = "b", format = "markdown", source = "b.md", text = "# Deadlines\n\nEvery request has a deadline. " ..
+        "Retries stop when it passes: retries never outlive it, and retries of a request past it are not sent." },
+    }
+    local function first(weight)
+      local d = tmpdir()
+      build(d, docs, { heading_weight = weight, embedder = "none" })
+      local idx = assert(retrieval.open(d))
+      local hits = assert(idx:search { query = "retries", k = 2, mode = "bm25" })
+      idx:close()
+      store.remove_tree(d)
+      return hits[1].doc_id
+    end
+    -- once, the page that says "retries" three times wins; three times, the section named so
+    assert.are.equal("b", first(nil))
+    assert.are.equal("a", first(3))
+    local writer = require "moongate.retrieval.writer"
+    assert.are.equal("Retries\nRetries\nGuide > Retries\ntext",
+      writer.bm25_text("Guide > Retries", "Guide > Retries\ntext", 3))
+    assert.are.equal("text", writer.bm25_text("Guide > Retries", "text", 1))
+    assert.are.same({ nil, "heading_weight must be a whole number from 1 to 10" },
+      { retrieval.writer(dir, { heading_weight = "3" }) })
+  end)
+
   it("re-indexes files: changed files replace, removed files disappear", function()
     local src = tmpdir()
     local function write(name, text)
@@ -298,9 +325,10 @@ describe("extractive", function()
     assert.are.equal("Payment is due within thirty days. [1]", r.text)
     assert.are.same({ { n = 1, id = "b", source = "billing.md", title = "Billing" } }, r.citations)
     r = extractive.answer { question = "How do I rotate an API key, and when is payment due?", contexts = contexts }
-    assert.are.equal("To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [1] " ..
-      "Payment is due within thirty days. [2]", r.text)
-    assert.are.same({ "k", "b" }, { r.citations[1].id, r.citations[2].id })
+    -- both parts answered, each from its own page and cited apart
+    assert.are.equal("Payment is due within thirty days. [1] " ..
+      "To rotate an API key, create a new key, deploy it to every client, then revoke the old key. [2]", r.text)
+    assert.are.same({ "b", "k" }, { r.citations[1].id, r.citations[2].id })
   end)
 
   it("quotes prose, not code blocks or table rows", function()

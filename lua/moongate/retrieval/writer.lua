@@ -15,10 +15,10 @@ M.defaults = {
   max_tokens = 800, min_tokens = 400, overlap = 80,
   k1 = 1.2, b = 0.75, stem = "english", stopwords = false,
   embedder = "glove", quant = "f32",
-  dedupe_distance = 3,
+  dedupe_distance = 3, heading_weight = 1,
 }
 local CHUNK_KEYS = { "max_tokens", "min_tokens", "overlap" }
-local VERSION_KEYS = { "k1", "b", "stem", "stopwords", "embedder", "quant", "dedupe_distance",
+local VERSION_KEYS = { "k1", "b", "stem", "stopwords", "embedder", "quant", "dedupe_distance", "heading_weight",
   "embedder_url", "embedder_model", "embedder_key_env" }
 
 --- The embedder an index's settings name (the API key of a remote one is read from the
@@ -70,6 +70,17 @@ function M.index_text(heading, text)
   return text
 end
 
+--- The text BM25 indexes for a chunk: index_text, with its section's own heading (the last
+-- of its path) counted heading_weight times in all. A section's heading names what it is
+-- about in a few words that its long text dilutes; pages of short, titled sections (docs)
+-- find the section a question is about better with the heading counted more.
+function M.bm25_text(heading, text, heading_weight)
+  local extra = (heading_weight or 1) - 1
+  if extra < 1 or heading == "" then return text end
+  local sec = heading:match(".*> (.-)$") or heading
+  return (sec .. "\n"):rep(extra) .. text
+end
+
 local Writer = {}
 Writer.__index = Writer
 
@@ -78,6 +89,10 @@ Writer.__index = Writer
 -- Returns writer | nil, err.
 function M.open(dir, opts)
   opts = opts or {}
+  local hw = opts.heading_weight
+  if hw ~= nil and (type(hw) ~= "number" or hw < 1 or hw > 10 or hw % 1 ~= 0) then
+    return nil, "heading_weight must be a whole number from 1 to 10"
+  end
   local ok, err = store.mkdir(dir)
   if not ok then return nil, err end
   local release
@@ -428,7 +443,7 @@ function Writer:commit()
       if keep[c.id] then
         n = n + 1
         local text = M.index_text(c.heading, c.text)
-        ix:add(text)
+        ix:add(M.bm25_text(c.heading, text, s.heading_weight))
         if emb then
           local p = prev.ptr[c.id]
           if p then
