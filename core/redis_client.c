@@ -236,6 +236,7 @@ static int open_conn(client *c, const char **err)
     }
     if (c->db) redisAsyncCommand(ac, handshake_cb, NULL, "SELECT %d", c->db);
     if (c->connect_timeout > 0) {
+        ev_now_update(mg_loop);   /* the loop's cached time is stale after CPU work in Lua */
         ev_timer_set(&c->connect_timer, c->connect_timeout, 0.);
         ev_timer_start(mg_loop, &c->connect_timer);
     }
