@@ -83,7 +83,8 @@ end
 --- integers as numbers, a nil bulk as false, arrays as tables; an error reply is nil, "ERR ...".
 function Client:call(...)
   local v, err = _redis.call(self.h, self.timeout, ...)
-  return v, err
+  if v == nil then return nil, err end
+  return v
 end
 
 --- client:eval(script, keys?, args?) -> reply | nil, err: EVALSHA of the script loaded once,
@@ -105,7 +106,8 @@ function Client:eval(script, keys, args)
     end
     argv[1] = sha
     local v, err = _redis.call(self.h, self.timeout, "EVALSHA", unpack(argv, 1, n))
-    if v ~= nil or type(err) ~= "string" or err:sub(1, 8) ~= "NOSCRIPT" then return v, err end
+    if v ~= nil then return v end
+    if type(err) ~= "string" or err:sub(1, 8) ~= "NOSCRIPT" then return nil, err end
     self.shas[script] = nil
   end
   return nil, "redis: NOSCRIPT after loading the script"

@@ -105,3 +105,16 @@ describe("moongate.redis", function()
     assert.has_error(function() r:call({}) end)
   end)
 end)
+
+describe("docs/redis.md's example", function()
+  it("prints what the page says", function()
+    local srv = server.start()
+    local f = assert(io.popen(("REDIS_URL=%s %s run %s/examples/redis/demo.lua 2>&1"):format(srv.url,
+      os.getenv("MOONGATE") or (home .. "/build/moongate"), home)))
+    local out = f:read("*a")
+    f:close()
+    srv.stop()
+    assert.are.equal(table.concat({ "OK", "hello", "false", "1", "100", "30", "-1",
+      "nil\tERR wrong number of arguments for 'incr' command" }, "\n") .. "\n", out)
+  end)
+end)
