@@ -9,16 +9,10 @@ unset MOONGATE_ADMIN_KEY
 
 start_redis
 start_mock up
-cat > "$GW_TMP/conf.lua" <<LUA
-return {
-  providers = { up = { kind = "mock", base_url = "$MOCK_up_URL" } },
-  models = { default = { route = { { provider = "up", model = "m1", timeout = 3 } } } },
-  auth = { keys = { ["sk-a"] = "team-a", ["sk-b"] = "team-b" }, admin_key = "sk-admin" },
-  cache = { exact = { ttl = 600, shared = "$REDIS_URL" } },
-}
-LUA
-start_gateway "$GW_TMP/conf.lua"; GW_A=$GW
-start_gateway "$GW_TMP/conf.lua"; GW_B=$GW
+CONF="$(dirname "$0")/../../examples/caches/redis.lua"   # docs/caches.md's example
+export MOCK_URL=$MOCK_up_URL REDIS_URL
+start_gateway "$CONF"; GW_A=$GW
+start_gateway "$CONF"; GW_B=$GW
 A=(-H "authorization: Bearer sk-a")
 B=(-H "authorization: Bearer sk-b")
 calls() { mock_stat "$MOCK_up" chat; }

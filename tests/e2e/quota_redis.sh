@@ -108,4 +108,13 @@ GW=$GW_A; curl -s -D "$HDR" -o "$OUT" -H 'authorization: Bearer sk-burst' "$GW/v
 check "redis back: A counts again" "$(head -1 "$HDR" | cut -d' ' -f2) $(header x-ratelimit-remaining-requests)" "200 149"
 GW=$GW_B; curl -s -D "$HDR" -o "$OUT" -H 'authorization: Bearer sk-burst' "$GW/v1/models"
 check "redis back: B shares the same counter" "$(head -1 "$HDR" | cut -d' ' -f2) $(header x-ratelimit-remaining-requests)" "200 148"
+# docs/quota.md's example: examples/quota/redis.lua on two instances, rpm 3 across both
+rcli flushall >/dev/null
+MOCK_URL=$MOCK_p1_URL REDIS_URL=$REDIS_URL start_gateway "$(dirname "$0")/../../examples/quota/redis.lua"; EX_A=$GW
+MOCK_URL=$MOCK_p1_URL REDIS_URL=$REDIS_URL start_gateway "$(dirname "$0")/../../examples/quota/redis.lua"; EX_B=$GW
+into_window
+for g in "$EX_A" "$EX_B" "$EX_A" "$EX_B"; do
+  curl -s -o /dev/null -w '%{http_code}\n' "$g/v1/models" -H 'authorization: Bearer sk-a'
+done > "$GW_TMP/example"
+check "the docs' example: 3 answered across both instances, the 4th refused" "$(xargs < "$GW_TMP/example")" "200 200 200 429"
 finish
