@@ -59,4 +59,15 @@ describe("exact cache, Redis tier", function()
     assert.is_true(a:set(ns, "h", "v3"))
     assert.are.same({ "v3", "local" }, { a:get(ns, "h") })
   end)
+
+  it("a config naming a bad shared tier is refused with a clear error", function()
+    local check = require("moongate.gateway.cache").check_config
+    assert.are.same({ nil, "config: cache.exact.shared must be true, false or a redis:// url" },
+      { check{ exact = { shared = "memcached://x" } } })
+    assert.are.same({ nil, "config: cache.exact.shared: redis url port out of range: redis://h:99999" },
+      { check{ exact = { shared = "redis://h:99999" } } })
+    assert.are.same({ nil, "config: cache.exact.timeout must be a number of seconds > 0" },
+      { check{ exact = { shared = "redis://h", timeout = 0 } } })
+    assert.is_true(check{ exact = { shared = "redis://h:6380/1", prefix = "app1:" } })
+  end)
 end)

@@ -84,4 +84,17 @@ describe("moongate.quota (redis)", function()
     srv.launch()
     assert.are.same({ true, 9 }, { (q:take("d", 1, 10, 60)), (select(2, q:take("d", 0, 10, 60))) })
   end)
+
+  it("the edge refuses a config with a bad backend or policy, with a clear error", function()
+    local stage = require "moongate.edge.quota"
+    assert.are.same({ nil, 'quota.backend must be "shared" or a redis:// or unix:// url, got http://x' },
+      { stage.new({ quota = { backend = "http://x" } }) })
+    assert.are.same({ nil, "quota backend: redis url database must be a number: redis://h/x" },
+      { stage.new({ quota = { backend = "redis://h/x" } }) })
+    assert.are.same({ nil, 'quota.on_error must be "deny" or "allow", got maybe' },
+      { stage.new({ quota = { backend = srv.url, on_error = "maybe" } }) })
+    assert.are.same({ nil, "quota: unknown limit 'rpn'" }, { stage.new({ quota = { backend = srv.url, rpn = 5 } }) })
+    local st = assert(stage.new({ quota = { backend = srv.url, on_error = "allow", rpm = 5 } }))
+    assert.are.same({ { rpm = 5 }, "allow", "redis://127.0.0.1:" .. srv.port .. "/0" }, { st.default, st.on_error, st.backend_name })
+  end)
 end)

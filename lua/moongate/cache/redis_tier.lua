@@ -29,7 +29,7 @@ return g
 --- new(url, opts) -> tier | nil, err. opts: prefix ("mgc:"), timeout (seconds per call, 0.5)
 function M.new(url, opts)
   opts = opts or {}
-  local r, err = redis.connect(url, { timeout = opts.timeout or 0.5 })
+  local r, err = redis.connect(url, { timeout = opts.timeout or 0.5, connect_timeout = opts.timeout or 0.5 })
   if not r then return nil, "cache.exact.shared: " .. err end
   return setmetatable({ r = r, prefix = opts.prefix or "mgc:" }, Tier)
 end

@@ -52,7 +52,8 @@ function M.new(config, gw)
   if store.timeout ~= nil and (type(store.timeout) ~= "number" or store.timeout <= 0) then
     return nil, "quota.timeout must be a positive number of seconds"
   end
-  local q, err = require("moongate.quota").new{ url = url, prefix = "mgq:", timeout = store.timeout }
+  local q, err = require("moongate.quota").new{ url = url, prefix = "mgq:", timeout = store.timeout or 0.5,
+                                                connect_timeout = store.timeout or 0.5 }
   if not q then return nil, err end
   return setmetatable({ q = q, default = default, default_caps = config.caps, on_error = on_error,
                         backend_name = url and url:gsub("//[^@/]*@", "//") or "shared",

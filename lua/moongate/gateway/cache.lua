@@ -45,6 +45,12 @@ function M.check_config(c)
     local _, err = require("moongate.redis").parse(e.shared)
     if err then return nil, "config: cache.exact.shared: " .. err end
   end
+  if type(e) == "table" and e.prefix ~= nil and (type(e.prefix) ~= "string" or e.prefix == "") then
+    return nil, "config: cache.exact.prefix must be a non-empty string"
+  end
+  if type(e) == "table" and e.timeout ~= nil and (type(e.timeout) ~= "number" or e.timeout <= 0) then
+    return nil, "config: cache.exact.timeout must be a number of seconds > 0"
+  end
   local s = c.semantic
   if type(s) == "table" and s.threshold ~= nil and
      (type(s.threshold) ~= "number" or s.threshold <= 0 or s.threshold > 1) then
