@@ -42,8 +42,15 @@ struct client {
 };
 
 static req *pending_head, *pending_tail;
+static int live_reqs;   /* commands allocated and not yet freed, for leak checks */
 static ev_timer deliver_timer;
 static int deliver_ready;
+
+static void req_free(req *r)
+{
+    live_reqs--;
+    free(r);
+}
 
 static void pending_add(req *r)
 {
@@ -74,7 +81,7 @@ static void deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (!pending_head) pending_tail = NULL;
         mg_task *t = r->task;
         int n = r->nvals;
-        free(r);
+        req_free(r);
         if (t) mg_task_wake(t, n);
     }
 }
@@ -89,7 +96,7 @@ static void req_cancel(mg_wait *w)
     if (r->replied) {
         pending_remove(r);
         if (t && r->nvals) lua_pop(mg_task_thread(t), r->nvals);
-        free(r);
+        req_free(r);
     }
 }
 
@@ -140,7 +147,7 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
     r->replied = 1;
     mg_task *t = r->task;
     if (!t) {
-        free(r);
+        req_free(r);
         return;
     }
     lua_State *co = mg_task_thread(t);
@@ -319,10 +326,11 @@ static int l_call(lua_State *L)
     }
     req *r = calloc(1, sizeof *r);
     if (!r) return luaL_error(L, "out of memory");
+    live_reqs++;
     r->wait.cancel = req_cancel;
     r->task = t;
     if (redisAsyncCommandArgv(c->ac, reply_cb, r, argc, av, al) != REDIS_OK) {
-        free(r);
+        req_free(r);
         lua_pushnil(L);
         lua_pushfstring(L, "redis: %s", conn_error(c, c->ac));
         return 2;
@@ -330,8 +338,15 @@ static int l_call(lua_State *L)
     return mg_task_wait(L, &r->wait, timeout);
 }
 
+/* _redis.live() -> commands in flight in this worker (sent or waiting for delivery)   [-0, +1, -] */
+static int l_live(lua_State *L)
+{
+    lua_pushinteger(L, live_reqs);
+    return 1;
+}
+
 /* _redis.close(client): drops the connection; commands in flight fail. The client can call again
- * (it reconnects). */
+ * (it reconnects).   [-0, +0, -] */
 static int l_close(lua_State *L)
 {
     client *c = check_client(L);
@@ -344,7 +359,7 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-/* _redis.stats(client) -> { connected = bool, connects = n, error = "..." | nil } */
+/* _redis.stats(client) -> { connected = bool, connects = n, error = "..." | nil }   [-0, +1, -] */
 static int l_stats(lua_State *L)
 {
     client *c = check_client(L);
@@ -389,7 +404,7 @@ MG_API int luaopen_moongate__redis(lua_State *L)
     }
     lua_pop(L, 1);
     static const luaL_Reg funcs[] = {
-        {"new", l_new}, {"call", l_call}, {"close", l_close}, {"stats", l_stats}, {NULL, NULL}};
+        {"new", l_new}, {"call", l_call}, {"close", l_close}, {"stats", l_stats}, {"live", l_live}, {NULL, NULL}};
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
     return 1;

@@ -113,6 +113,9 @@ function Client:eval(script, keys, args)
   return nil, "redis: NOSCRIPT after loading the script"
 end
 
+--- redis.live() -> commands in flight in this worker (0 when nothing is pending or leaked)
+M.live = _redis.live
+
 --- client:close(): drops the connection (a later call opens a new one).
 function Client:close() _redis.close(self.h) end
 

@@ -78,6 +78,7 @@ describe("moongate.redis", function()
     assert.is_true(mg.now() - t0 < 0.3)
     assert.are.equal("OK", t:wait())
     assert.are.equal("v1", other:call("GET", "k"))   -- the late reply was dropped, the next one is right
+    assert.are.equal(0, redis.live())                -- and its command freed
   end)
 
   it("fails a wrong password with the server's error", function()
@@ -99,6 +100,7 @@ describe("moongate.redis", function()
     assert.are.equal("OK", r:call("SET", "k", "v2"))
     assert.are.equal("v2", r:call("GET", "k"))
     assert.is_true(r:stats().connected)
+    assert.are.equal(0, redis.live())
   end)
 
   it("refuses a call outside a task and bad arguments", function()
