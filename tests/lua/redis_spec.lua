@@ -103,6 +103,19 @@ describe("moongate.redis", function()
     assert.are.equal(0, redis.live())
   end)
 
+  it("connects over a unix socket, with the database from the url", function()
+    local sock = srv.dir .. "/redis.sock"
+    local u = server.start("--unixsocket " .. sock .. " --unixsocketperm 700")
+    local c = assert(redis.connect("unix://" .. sock .. "?db=2"))
+    assert.are.equal("OK", c:call("SET", "via", "socket"))
+    assert.are.equal("socket", c:call("GET", "via"))
+    assert.are.equal("1", u.cli("-n 2 exists via"))
+    c:close()
+    c:close()   -- idempotent
+    u.stop()
+    assert.are.same({ nil, "redis: No such file or directory" }, { c:call("GET", "via") })
+  end)
+
   it("refuses a call outside a task and bad arguments", function()
     assert.has_error(function() r:call({}) end)
   end)
