@@ -8,6 +8,10 @@
 --
 -- Windows are fixed and aligned to their length (a minute window resets on the minute); the
 -- window's number is part of the stored key, so a window's counter dies with its TTL.
+--
+-- q:reserve(ops) checks and takes all of a request's limits in one step, q:settle(ops) adds what
+-- the call really used: with `url = "redis://..."` the counters live in Redis (quota_redis.lua)
+-- and every moongate instance using it shares them.
 local moongate = require "moongate"
 
 local M = {}
@@ -62,16 +66,65 @@ function Shared:release(key)
   if v and v < 0 then self.dict.set(self.prefix .. key, 0) end
 end
 
---- quota.new{ prefix = "q:" } -> q | nil, err
---- (opts.url names a shared store across machines; none is supported yet, so it is refused
---- rather than silently counting per machine)
+-- A fixed TTL instead of an aligned window (a calendar month) keeps the key as given.
+local function counter_key(self, op)
+  if op.ttl then return self.prefix .. op.key, op.ttl end
+  local start, reset = window_of(op.window)
+  return self.prefix .. op.key .. ":" .. start, reset
+end
+
+--- q:reserve(ops) -> true, results | false, i, results | nil, err. Each op is
+--- { kind = "take" | "peek" | "slot", key, amount, limit, window | ttl }: take adds amount if it
+--- fits under limit, peek refuses once the counter reached limit, slot takes a concurrency slot.
+--- results[i] = { remaining, reset }; the op that refused is i. Here the ops are taken in order
+--- (what an earlier one took stays); the Redis backend takes all or nothing.
+function Shared:reserve(ops)
+  local res = {}
+  for i, op in ipairs(ops) do
+    local kind = op.kind
+    if kind == "slot" then
+      local ok, cur = self:acquire(op.key, op.limit)
+      if ok == nil then return nil, cur end
+      res[i] = { op.limit - cur, 0 }
+      if not ok then return false, i, res end
+    else
+      local k, reset = counter_key(self, op)
+      if kind == "peek" then
+        local used = self.dict.get(k) or 0
+        res[i] = { op.limit - used, reset }
+        if used >= op.limit then return false, i, res end
+      else
+        local v, err, cur = self.dict.incr_capped(k, op.amount, op.limit, reset + 1)
+        if not v and err ~= "limit" then return nil, err end
+        res[i] = { op.limit - (v or cur), reset }
+        if not v then return false, i, res end
+      end
+    end
+  end
+  return true, res
+end
+
+--- q:settle(ops) -> true | nil, err: { kind = "add", key, amount, window | ttl } adds
+--- unconditionally, { kind = "release", key } gives a slot back.
+function Shared:settle(ops)
+  for _, op in ipairs(ops) do
+    if op.kind == "release" then
+      self:release(op.key)
+    else
+      local k, reset = counter_key(self, op)
+      self.dict.incr(k, op.amount, 0, reset + 1)
+    end
+  end
+  return true
+end
+
+Shared.waits = false   -- settle() never yields: it can run where a task cannot wait
+
+--- quota.new{ prefix = "q:", url = nil | "redis://...", timeout = 1 } -> q | nil, err
 function M.new(opts)
   opts = opts or {}
   local prefix = opts.prefix or "q:"
-  if opts.url ~= nil then
-    return nil, "quota_store: counters shared across machines (" .. tostring(opts.url) ..
-      ") are not supported yet; remove quota_store to count per machine"
-  end
+  if opts.url ~= nil then return require("moongate.quota_redis").new(opts.url, prefix, opts) end
   return setmetatable({ dict = require("moongate.shared").dict("quota"), prefix = prefix }, Shared)
 end
 

@@ -57,8 +57,23 @@ describe("moongate.quota (shared memory)", function()
     assert.are.same({ true, 1 }, { q:acquire("c", 2) })   -- never below zero
   end)
 
-  it("a store across machines is refused, never silently counted per machine", function()
-    assert.are.same({ nil, "quota_store: counters shared across machines (redis://127.0.0.1:6379/0) are not " ..
-      "supported yet; remove quota_store to count per machine" }, { quota.new{ url = "redis://127.0.0.1:6379/0" } })
+  it("reserve takes a request's limits in order and says which one refused", function()
+    local q = fresh()
+    local ops = { { kind = "take", key = "r", amount = 1, limit = 2, window = 60 },
+                  { kind = "slot", key = "s", limit = 5 },
+                  { kind = "take", key = "i", amount = 30, limit = 50, window = 60 } }
+    local ok, res = q:reserve(ops)
+    assert.is_true(ok)
+    assert.are.same({ 1, 4, 20 }, { res[1][1], res[2][1], res[3][1] })
+    local ok2, i, res2 = q:reserve(ops)
+    assert.are.same({ false, 3, 20 }, { ok2, i, res2[3][1] })
+    assert.are.equal(2, (q:get("r", 60)))   -- in order: what came before the refusal holds
+    assert.is_true(q:settle{ { kind = "add", key = "i", amount = -30, window = 60 }, { kind = "release", key = "s" } })
+    assert.are.equal(0, (q:get("i", 60)))
+  end)
+
+  it("a url that is not redis is refused", function()
+    assert.are.same({ nil, "quota backend: redis url must start with redis:// or unix:// (got 'http://x')" },
+      { quota.new{ url = "http://x" } })
   end)
 end)

@@ -1,10 +1,13 @@
 -- moongate.edge.quota: a tenant's limits, enforced before the call costs anything — requests per
 -- minute, concurrent requests, tokens in/out per minute and day, spend per day and month, and the
 -- per-request caps on tokens in and out — then reconciled with what the call really used.
--- Counters are exact across workers (shared memory): moongate.quota.
+-- Counters are exact across workers (shared memory) or, with `quota.backend = "redis://..."`,
+-- across every instance sharing that Redis: moongate.quota.
 local errors = require "moongate.gateway.errors"
 local request = require "moongate.gateway.request"
 local metrics = require "moongate.metrics"
+local log = require "moongate.log"
+local moongate = require "moongate"
 
 local M = {}
 local Stage = {}
@@ -17,6 +20,10 @@ local MICRO = 1e6   -- spend is counted in millionths of the price table's curre
 local POLICY_KEYS = { rpm = true, concurrent = true, tokens_in_per_min = true, tokens_out_per_min = true,
   tokens_in_per_day = true, tokens_out_per_day = true, spend_per_day = true, spend_per_month = true }
 
+-- How the counters are kept, not a limit: backend (shared | redis://...), on_error (deny | allow),
+-- timeout (seconds per call to the store).
+local STORE_KEYS = { backend = true, on_error = true, timeout = true }
+
 local function has_quota(p) return type(p) == "table" and (p.quota ~= nil or p.caps ~= nil) end
 
 --- new(config, gw) -> stage | nil: on when a default or any tenant's policy sets a quota or caps,
@@ -25,13 +32,31 @@ function M.new(config, gw)
   local any = config.quota ~= nil or (config.auth and config.auth.db) ~= nil
   for _, p in pairs(config.tenants or {}) do any = any or has_quota(p) end
   if not any then return nil end
-  local q, err = require("moongate.quota").new{ url = config.quota_store, prefix = "mgq:" }
-  if not q then return nil, err end
   if config.quota ~= nil and type(config.quota) ~= "table" then return nil, "quota must be a table of limits" end
-  for k in pairs(config.quota or {}) do
-    if not POLICY_KEYS[k] then return nil, "quota: unknown limit '" .. tostring(k) .. "'" end
+  -- the store's settings sit next to the default limits; the limits alone are the default policy
+  local default, store = nil, {}
+  for k, v in pairs(config.quota or {}) do
+    if STORE_KEYS[k] then store[k] = v
+    elseif POLICY_KEYS[k] then default = default or {}; default[k] = v
+    else return nil, "quota: unknown limit '" .. tostring(k) .. "'" end
   end
-  return setmetatable({ q = q, default = config.quota, default_caps = config.caps,
+  local url = store.backend or config.quota_store
+  if url ~= nil and url ~= "shared" and (type(url) ~= "string" or not url:match("^redis://") and not url:match("^unix://")) then
+    return nil, "quota.backend must be \"shared\" or a redis:// or unix:// url, got " .. tostring(url)
+  end
+  if url == "shared" then url = nil end
+  local on_error = store.on_error or "deny"
+  if on_error ~= "deny" and on_error ~= "allow" then
+    return nil, "quota.on_error must be \"deny\" or \"allow\", got " .. tostring(on_error)
+  end
+  if store.timeout ~= nil and (type(store.timeout) ~= "number" or store.timeout <= 0) then
+    return nil, "quota.timeout must be a positive number of seconds"
+  end
+  local q, err = require("moongate.quota").new{ url = url, prefix = "mgq:", timeout = store.timeout or 0.5,
+                                                connect_timeout = store.timeout or 0.5 }
+  if not q then return nil, err end
+  return setmetatable({ q = q, default = default, default_caps = config.caps, on_error = on_error,
+                        backend_name = url and url:gsub("//[^@/]*@", "//") or "shared",
                         prices = config.prices or {} }, Stage)
 end
 
@@ -58,6 +83,10 @@ local function too_many(ctx, limit, msg, code, reset)
   rejections:inc(1, ctx.tenant or "-", limit)
   return errors.response(429, msg, code, { ["retry-after"] = tostring(math.max(1, ceil(reset))) })
 end
+
+local store_errors = metrics.counter("moongate_quota_store_errors_total",
+  "Times the quota store could not be reached, by what was done: deny (503), allow (served unmetered), settle " ..
+  "(usage after a call not counted).", { "policy" })
 
 local function unavailable()
   return errors.response(503, "the quota store is unavailable", "quota_store_unavailable", { ["retry-after"] = "1" })
@@ -147,6 +176,40 @@ local function apply_caps(ctx, doc, caps, n)
   return n
 end
 
+-- What refuses a request when op i of its reserve does not fit.
+local function refusal(ctx, op, rem, reset)
+  local lim, name = op.limit, op.name
+  if op.header then ratelimit_headers(ctx, op.header, lim, rem, reset) end
+  if name == "rpm" then
+    return too_many(ctx, "rpm", format("rate limit reached for requests: %d per minute", lim), "rate_limit_exceeded", reset)
+  elseif name == "concurrent" then
+    return too_many(ctx, "concurrent", format("too many concurrent requests: the limit is %d", lim),
+      "concurrency_limit_exceeded", 1)
+  elseif op.kind == "peek" then
+    ratelimit_headers(ctx, "tokens", lim, 0, reset)
+    return too_many(ctx, name, format("rate limit reached for output tokens: %d per %s", lim,
+      op.window == MIN and "minute" or "day"), "rate_limit_exceeded", reset)
+  elseif name == "tokens_in_per_min" or name == "tokens_in_per_day" then
+    return too_many(ctx, name, format("rate limit reached for tokens: %d per %s, this request needs %d", lim,
+      op.window == MIN and "minute" or "day", op.amount), "rate_limit_exceeded", reset)
+  end
+  return too_many(ctx, name, format("this tenant's %s budget of %s is spent", name == "spend_per_day" and "daily" or "monthly",
+    tostring(op.budget)), "insufficient_quota", reset)
+end
+
+-- The store could not be reached: refused (503) or let through uncounted, as on_error says.
+function Stage:store_failed(ctx, err)
+  store_errors:inc(1, self.on_error)
+  log.warn("quota store unavailable", { backend = self.backend_name, error = tostring(err), policy = self.on_error,
+    tenant = ctx.tenant })
+  if self.on_error == "allow" then
+    ctx.quota = nil
+    ctx:header("x-moongate-quota", "unmetered")
+    return nil
+  end
+  return unavailable()
+end
+
 function Stage:before(ctx)
   local policy = ctx.policy
   local limits = policy.quota or self.default
@@ -156,104 +219,96 @@ function Stage:before(ctx)
   local st = { tenant = t }
   ctx.quota = st
   limits = limits or {}
+  local ops = {}
+  local function op(o) ops[#ops + 1] = o; return o end
 
-  if limits.rpm then
-    local ok, rem, reset = q:take("r:" .. t, 1, limits.rpm, MIN)
-    if ok == nil then return unavailable() end
-    ratelimit_headers(ctx, "requests", limits.rpm, rem, reset)
-    if not ok then
-      return too_many(ctx, "rpm", format("rate limit reached for requests: %d per minute", limits.rpm), "rate_limit_exceeded", reset)
-    end
-  end
-  if limits.concurrent then
-    local ok = q:acquire("c:" .. t, limits.concurrent)
-    if ok == nil then return unavailable() end
-    if not ok then
-      return too_many(ctx, "concurrent", format("too many concurrent requests: the limit is %d", limits.concurrent),
-        "concurrency_limit_exceeded", 1)
-    end
-    st.slot = "c:" .. t
-  end
+  if limits.rpm then op{ kind = "take", key = "r:" .. t, amount = 1, limit = limits.rpm, window = MIN, name = "rpm", header = "requests" } end
+  if limits.concurrent then op{ kind = "slot", key = "c:" .. t, limit = limits.concurrent, name = "concurrent" } end
 
   local route = ctx.route
-  if route ~= "chat" and route ~= "embeddings" then return nil end
-  local doc = ctx:doc()
-  if not doc then return nil end   -- the handler answers 400
-
-  local n = input_tokens(ctx, doc)
-  if caps then
-    local capped, refusal = apply_caps(ctx, doc, caps, n)
-    if not capped then return refusal end
-    n = capped
-  end
-  st.tokens_in = n
-
-  -- tokens out: refused once the window's output is spent (what a call will write is not known yet)
-  for _, w in ipairs{ { "tokens_out_per_min", "om:", MIN }, { "tokens_out_per_day", "od:", DAY } } do
-    local lim = limits[w[1]]
-    if lim then
-      local used, reset = q:get(w[2] .. t, w[3])
-      if used == nil then return unavailable() end
-      if used >= lim then
-        ratelimit_headers(ctx, "tokens", lim, 0, reset)
-        return too_many(ctx, w[1], format("rate limit reached for output tokens: %d per %s", lim,
-          w[3] == MIN and "minute" or "day"), "rate_limit_exceeded", reset)
-      end
+  local doc = (route == "chat" or route == "embeddings") and ctx:doc() or nil
+  if doc then   -- (no doc: the handler answers 400)
+    local n = input_tokens(ctx, doc)
+    if caps then
+      local capped, refused = apply_caps(ctx, doc, caps, n)
+      if not capped then return refused end
+      n = capped
     end
-  end
-  -- tokens in: taken now, so a prompt over the limit costs nothing
-  for _, w in ipairs{ { "tokens_in_per_min", "im:", MIN }, { "tokens_in_per_day", "id:", DAY } } do
-    local lim = limits[w[1]]
-    if lim then
-      local ok, rem, reset = q:take(w[2] .. t, n, lim, w[3])
-      if ok == nil then return unavailable() end
-      if w[3] == MIN then ratelimit_headers(ctx, "tokens", lim, rem, reset) end
-      if not ok then
-        return too_many(ctx, w[1], format("rate limit reached for tokens: %d per %s, this request needs %d", lim,
-          w[3] == MIN and "minute" or "day", n), "rate_limit_exceeded", reset)
-      end
-      st[w[2]] = true
+    st.tokens_in = n
+    -- tokens out: refused once the window's output is spent (what a call will write is not known yet)
+    for _, w in ipairs{ { "tokens_out_per_min", "om:", MIN }, { "tokens_out_per_day", "od:", DAY } } do
+      local lim = limits[w[1]]
+      if lim then op{ kind = "peek", key = w[2] .. t, limit = lim, window = w[3], name = w[1] } end
     end
-  end
-  -- spend: the prompt's cost is taken now, the answer's added after
-  if limits.spend_per_day or limits.spend_per_month then
-    local price = price_of(self.prices, doc.model)
-    local cost = price and floor((price.input or 0) * n + 0.5) or 0   -- prices per 1M tokens, in micro-units
-    st.price, st.cost_in = price, cost
-    local mkey, mreset = month()
-    for _, w in ipairs{ { "spend_per_day", "sd:" .. t, DAY }, { "spend_per_month", "sm:" .. t .. ":" .. mkey, 32 * DAY, mreset } } do
+    -- tokens in: taken now, so a prompt over the limit costs nothing
+    for _, w in ipairs{ { "tokens_in_per_min", "im:", MIN }, { "tokens_in_per_day", "id:", DAY } } do
       local lim = limits[w[1]]
       if lim then
-        local ok, _, reset = q:take(w[2], cost, floor(lim * MICRO + 0.5), w[3])
-        if ok == nil then return unavailable() end
-        if not ok then
-          return too_many(ctx, w[1], format("this tenant's %s budget of %s is spent", w[1] == "spend_per_day" and "daily" or "monthly",
-            tostring(lim)), "insufficient_quota", w[4] or reset)
-        end
-        st[w[1]] = w[2]
+        op{ kind = "take", key = w[2] .. t, amount = n, limit = lim, window = w[3], name = w[1],
+            header = w[3] == MIN and "tokens" or nil }
+        st[w[2]] = true
       end
     end
+    -- spend: the prompt's cost is taken now, the answer's added after
+    if limits.spend_per_day or limits.spend_per_month then
+      local price = price_of(self.prices, doc.model)
+      local cost = price and floor((price.input or 0) * n + 0.5) or 0   -- prices per 1M tokens, in micro-units
+      st.price, st.cost_in = price, cost
+      local mkey, mreset = month()
+      if limits.spend_per_day then
+        op{ kind = "take", key = "sd:" .. t, amount = cost, limit = floor(limits.spend_per_day * MICRO + 0.5), window = DAY,
+            name = "spend_per_day", budget = limits.spend_per_day }
+        st.spend_per_day = { key = "sd:" .. t, window = DAY }
+      end
+      if limits.spend_per_month then
+        op{ kind = "take", key = "sm:" .. t .. ":" .. mkey, amount = cost, limit = floor(limits.spend_per_month * MICRO + 0.5),
+            ttl = mreset, name = "spend_per_month", budget = limits.spend_per_month }
+        st.spend_per_month = { key = "sm:" .. t .. ":" .. mkey, ttl = mreset }
+      end
+    end
+    st.limits = limits
   end
-  st.limits = limits
+  if #ops == 0 then return nil end
+
+  local ok, i, res = q:reserve(ops)
+  if ok == nil then return self:store_failed(ctx, i) end
+  if not ok then
+    if not q.waits then   -- taken in order: what came before the refusal holds (a slot is given back after)
+      for j = 1, i - 1 do
+        local o = ops[j]
+        if o.kind == "slot" then st.slot = o.key
+        elseif o.header then ratelimit_headers(ctx, o.header, o.limit, res[j][1], res[j][2]) end
+      end
+    end
+    st.limits = nil   -- nothing to reconcile
+    local r = res[i]
+    return refusal(ctx, ops[i], r[1], r[2])
+  end
+  for j, o in ipairs(ops) do
+    if o.kind == "slot" then st.slot = o.key
+    elseif o.header then ratelimit_headers(ctx, o.header, o.limit, i[j][1], i[j][2]) end
+  end
   return nil
 end
 
 -- After the call: the counters take what it really used (the provider's usage, or moongate's own
 -- count of a stream), and the concurrency slot is given back.
-local function reconcile(q, st, usage, prices)
-  if st.slot then q:release(st.slot) end
+local function settle_ops(st, usage, prices)
+  local ops = {}
+  if st.slot then ops[#ops + 1] = { kind = "release", key = st.slot } end
   local limits = st.limits
-  if not limits then return end
+  if not limits then return ops end
   local t = st.tenant
+  local function add(key, amount, window, ttl) ops[#ops + 1] = { kind = "add", key = key, amount = amount, window = window, ttl = ttl } end
   local out = usage.completion_tokens or 0
   local din = usage.reported and (usage.prompt_tokens - st.tokens_in) or 0
   if out > 0 then
-    if limits.tokens_out_per_min then q:add("om:" .. t, out, MIN) end
-    if limits.tokens_out_per_day then q:add("od:" .. t, out, DAY) end
+    if limits.tokens_out_per_min then add("om:" .. t, out, MIN) end
+    if limits.tokens_out_per_day then add("od:" .. t, out, DAY) end
   end
   if din ~= 0 then
-    if st["im:"] then q:add("im:" .. t, din, MIN) end
-    if st["id:"] then q:add("id:" .. t, din, DAY) end
+    if st["im:"] then add("im:" .. t, din, MIN) end
+    if st["id:"] then add("id:" .. t, din, DAY) end
   end
   local price = st.price
   if price and (st.spend_per_day or st.spend_per_month) then
@@ -261,10 +316,12 @@ local function reconcile(q, st, usage, prices)
     local cost = floor((actual.input or 0) * (usage.reported and usage.prompt_tokens or st.tokens_in)
       + (actual.output or 0) * out + 0.5) - st.cost_in
     if cost ~= 0 then
-      if st.spend_per_day then q:add(st.spend_per_day, cost, DAY) end
-      if st.spend_per_month then q:add(st.spend_per_month, cost, 32 * DAY) end
+      for _, s in ipairs{ st.spend_per_day, st.spend_per_month } do
+        if s then add(s.key, cost, s.window, s.ttl) end
+      end
     end
   end
+  return ops
 end
 
 function Stage:finally(ctx)
@@ -272,7 +329,20 @@ function Stage:finally(ctx)
   if not st then return end
   local u = ctx.usage
   u.model = ctx.model
-  reconcile(self.q, st, u, self.prices)   -- shared-memory counters: no waiting, fit for a finally
+  local ops = settle_ops(st, u, self.prices)
+  if #ops == 0 then return end
+  local q = self.q
+  if not q.waits then return q:settle(ops) end   -- shared memory: no waiting, fit for a finally
+  -- a finally cannot wait: the store is updated by a task of its own
+  local stage = self
+  moongate.spawn(function()
+    local ok, err = q:settle(ops)
+    if not ok then
+      store_errors:inc(1, "settle")
+      log.warn("quota store unavailable: usage not reconciled", { backend = stage.backend_name, error = tostring(err),
+        tenant = st.tenant })
+    end
+  end)
 end
 
 return M

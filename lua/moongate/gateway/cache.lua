@@ -38,6 +38,19 @@ function M.check_config(c)
       end
     end
   end
+  local e = c.exact
+  if type(e) == "table" and e.shared ~= nil and type(e.shared) ~= "boolean" then
+    local ok = type(e.shared) == "string" and (e.shared:match("^redis://") or e.shared:match("^unix://"))
+    if not ok then return nil, "config: cache.exact.shared must be true, false or a redis:// url" end
+    local _, err = require("moongate.redis").parse(e.shared)
+    if err then return nil, "config: cache.exact.shared: " .. err end
+  end
+  if type(e) == "table" and e.prefix ~= nil and (type(e.prefix) ~= "string" or e.prefix == "") then
+    return nil, "config: cache.exact.prefix must be a non-empty string"
+  end
+  if type(e) == "table" and e.timeout ~= nil and (type(e.timeout) ~= "number" or e.timeout <= 0) then
+    return nil, "config: cache.exact.timeout must be a number of seconds > 0"
+  end
   local s = c.semantic
   if type(s) == "table" and s.threshold ~= nil and
      (type(s.threshold) ~= "number" or s.threshold <= 0 or s.threshold > 1) then
@@ -272,7 +285,8 @@ function M.flush(gw, tenant)
   local s = M.state(gw)
   if not s or not s.exact then return 0 end
   local ns = key.namespace(tenant)
-  local n = s.exact:flush(ns)
+  local n, err = s.exact:flush(ns)
+  if not n then return nil, err end
   if s.semantic then n = n + s.semantic:flush(ns) end
   return n
 end
@@ -288,7 +302,10 @@ function M.flush_route(ctx)
   if not M.state(ctx.gw) then
     return errors.response(404, "caching is off in this config (no cache table)", "cache_off")
   end
-  local n = M.flush(ctx.gw, doc.tenant)
+  local n, err = M.flush(ctx.gw, doc.tenant)
+  if not n then
+    return errors.response(503, "the cache's shared tier is unavailable: " .. tostring(err), "cache_store_unavailable")
+  end
   return { status = 200, headers = { ["content-type"] = "application/json" },
            body = json.encode_sorted({ tenant = doc.tenant, flushed = n }) }
 end
