@@ -95,9 +95,9 @@ int main(int argc, char **argv)
 #ifdef M_TRIM_THRESHOLD
     /* Each proxied request frees as much as it took (curl's buffers, bodies): with glibc's
      * default threshold the heap's top is given back and taken again with brk() and page faults
-     * on every call. Keep up to 32 MB of free top instead. */
-    mallopt(M_TRIM_THRESHOLD, 32 << 20);
-    mallopt(M_TOP_PAD, 1 << 20);
+     * on every call. Keep up to 4 MB of free top instead (a bounded cost in resident memory). */
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+    mallopt(M_TOP_PAD, 512 << 10);
 #endif
     if (!strcmp(cmd, "serve")) return serve(argc - 2, argv + 2);
     lua_State *L = mg_runtime_open();
