@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <lauxlib.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,21 @@ typedef struct sockw {
 static CURLM *multi;
 static CURLSH *share;   /* TLS sessions shared by all transfers: reconnects resume them */
 static pid_t multi_pid;
+
+/* This process's pid, read once and again after a fork: multi_ready() runs on every request,
+ * and a getpid() syscall each time is a measurable share of a proxied call. */
+static pid_t self_pid;
+static void forget_pid(void) { self_pid = 0; }
+static pid_t current_pid(void)
+{
+    static int registered;
+    if (!registered) {
+        registered = 1;
+        pthread_atfork(NULL, NULL, forget_pid);
+    }
+    if (!self_pid) self_pid = getpid();
+    return self_pid;
+}
 
 /* Easy handles of finished transfers, reset and kept for the next request: init and cleanup
  * allocate and free several KB per upstream call otherwise. Reset keeps no request option;
@@ -594,12 +610,12 @@ static int timer_fn(CURLM *m, long timeout_ms, void *ud)
 /* The multi is created on first use, so each forked worker gets its own. */
 static int multi_ready(void)
 {
-    if (multi && multi_pid == getpid()) return 0;
+    if (multi && multi_pid == current_pid()) return 0;
     if (multi) ev_timer_stop(mg_loop, &multi_timer);   /* the parent's, inherited through fork */
     easy_pooled = 0;   /* pooled handles, if any, are the parent's too */
     multi = curl_multi_init();   /* a parent's multi, if any, is left to the parent */
     if (!multi) return -1;
-    multi_pid = getpid();
+    multi_pid = current_pid();
     /* With CURLOPT_NOSIGNAL curl does not shield its writes from SIGPIPE (TLS writes can raise
      * it): a vanished upstream must be an error, never the end of the worker. */
     struct sigaction sa;
@@ -619,7 +635,7 @@ MG_API int mg_http_configure(long max_host_connections, long max_connections, lo
     limit_host = max_host_connections;
     limit_total = max_connections;
     limit_idle = max_idle;
-    if (multi && multi_pid == getpid()) apply_limits();
+    if (multi && multi_pid == current_pid()) apply_limits();
     return MG_OK;
 }
 

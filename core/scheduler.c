@@ -126,8 +126,14 @@ static int push_results(lua_State *L, mg_task *t)
     return n;
 }
 
-/* The task's deferred functions, last registered first, each called as fn(ok, err) on a fresh
- * thread (the task's own coroutine may be dead or mid-cancel); an error is logged, not raised. */
+/* The task's deferred functions, last registered first, each called as fn(ok, err), or
+ * fn(arg, ok, err) when registered with an argument, on a fresh thread (the task's own coroutine
+ * may be dead or mid-cancel); an error is logged, not raised. The list holds fn, arg pairs; NO_ARG
+ * marks a function registered without one. */
+static char no_arg_key, nil_arg_key;
+#define NO_ARG ((void *)&no_arg_key)
+#define NIL_ARG ((void *)&nil_arg_key)   /* a nil argument: nil cannot sit in the list */
+
 static void run_deferred(mg_task *t)
 {
     lua_State *L = mg_L;
@@ -136,12 +142,17 @@ static void run_deferred(mg_task *t)
     t->defer_ref = LUA_NOREF;
     int n = (int)lua_objlen(L, -1);
     lua_State *th = lua_newthread(L);                    /* list th */
-    for (int i = n; i >= 1; i--) {
+    for (int i = n - 1; i >= 1; i -= 2) {
         lua_rawgeti(L, -2, i);
-        lua_xmove(L, th, 1);
+        lua_rawgeti(L, -3, i + 1);
+        void *mark = lua_islightuserdata(L, -1) ? lua_touserdata(L, -1) : NULL;
+        int with_arg = mark != NO_ARG;
+        if (mark == NO_ARG || mark == NIL_ARG) lua_pop(L, 1);
+        if (mark == NIL_ARG) lua_pushnil(L);
+        lua_xmove(L, th, 1 + with_arg);
         lua_pushboolean(th, t->ok);
         if (t->err) lua_pushstring(th, t->err); else lua_pushnil(th);
-        if (lua_pcall(th, 2, 0, 0) != 0) {
+        if (lua_pcall(th, 2 + with_arg, 0, 0) != 0) {
             const char *msg = lua_tostring(th, -1);
             mg_log_error_tb("deferred function raised", msg ? msg : "error", t->ctx_ref);
             lua_settop(th, 0);
@@ -513,12 +524,14 @@ static int l_context(lua_State *L)
     return 1;
 }
 
-/* moongate.defer(fn): fn(ok, err) runs when the running task ends, however it ends (returned,
- * raised, cancelled at its deadline or because the client left). It must not yield: to wait for
- * something, spawn a task from it.   [-0, +0, e] */
+/* moongate.defer(fn [, arg]): fn(ok, err), or fn(arg, ok, err) when arg is given, runs when the
+ * running task ends, however it ends (returned, raised, cancelled at its deadline or because the
+ * client left). It must not yield: to wait for something, spawn a task from it. The argument
+ * spares a hot path the closure it would otherwise create per task.   [-0, +0, e] */
 static int l_defer(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    int with_arg = lua_gettop(L) >= 2;
     mg_task *t = mg_task_current(L);
     if (!t) return luaL_error(L, "not in a task");
     if (t->defer_ref == LUA_NOREF) {
@@ -528,8 +541,13 @@ static int l_defer(lua_State *L)
     } else {
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->defer_ref);
     }
+    int n = (int)lua_objlen(L, -1);
     lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    lua_rawseti(L, -2, n + 1);
+    if (!with_arg) lua_pushlightuserdata(L, NO_ARG);
+    else if (lua_isnil(L, 2)) lua_pushlightuserdata(L, NIL_ARG);
+    else lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, n + 2);
     return 0;
 }
 

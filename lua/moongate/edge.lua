@@ -96,7 +96,7 @@ function M.context(req, res, route, gw, route_path)
                              usage = { prompt_tokens = 0, completion_tokens = 0, calls = 0 } }, Ctx)
   context().edge = ctx
   observe.start(ctx, req)
-  defer(function() observe.finish(ctx) end)
+  defer(observe.finish, ctx)   -- no closure per request: it would keep this path from compiling
   return ctx
 end
 
@@ -193,7 +193,7 @@ end
 function M.run(chain, ctx, handler)
   ctx.chain = chain
   ctx.reached = 0
-  if chain.nfinally > 0 then defer(function() run_finally(ctx) end) end
+  if chain.nfinally > 0 then defer(run_finally, ctx) end
   local before = chain.before
   local start = trace.start
   for i = 1, chain.nbefore do

@@ -43,6 +43,10 @@ local function check_count(opts, k, min)
   return v
 end
 
+-- Header names already checked, to their lower case: the same few go out on every call. Bounded,
+-- so names from clients (forwarded x-* headers) cannot grow it for ever.
+local valid_names, nvalid = {}, 0
+
 -- {name = value} -> {"Name: value", ...} for curl, plus our defaults. Names are RFC 9110 tokens;
 -- values may not hold CR, LF or NUL (header injection).
 local function header_lines(headers, has_body)
@@ -50,8 +54,13 @@ local function header_lines(headers, has_body)
   if headers ~= nil then
     if type(headers) ~= "table" then bad("headers must be a table", 4) end
     for name, value in pairs(headers) do
-      if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
-        bad("bad header name " .. tostring(name), 4)
+      local lname = valid_names[name]
+      if lname == nil then
+        if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
+          bad("bad header name " .. tostring(name), 4)
+        end
+        lname = name:lower()
+        if nvalid < 1024 then valid_names[name] = lname; nvalid = nvalid + 1 end
       end
       local tv = type(value)
       if tv == "number" then
@@ -60,7 +69,6 @@ local function header_lines(headers, has_body)
         bad("header " .. name .. " must be a string or a number", 4)
       end
       if value:find("[\r\n%z]") then bad("header " .. name .. " holds CR, LF or NUL", 4) end
-      local lname = name:lower()
       if lname == "content-length" or lname == "transfer-encoding" or lname == "host" then
         bad("header " .. name .. " is set by the client itself", 4)
       end

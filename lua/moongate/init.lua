@@ -14,7 +14,7 @@ local M = {
   set_deadline = sched.set_deadline,
   current = sched.current,
   context = sched.context,     -- per-task table, shared with the tasks it spawns
-  defer = sched.defer,         -- defer(fn): fn(ok, err) when the task ends, however it ends
+  defer = sched.defer,         -- defer(fn [, arg]): fn(ok, err) / fn(arg, ok, err) when the task ends, however it ends
   live_tasks = sched.live_tasks,
 }
 

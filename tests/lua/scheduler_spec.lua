@@ -33,6 +33,19 @@ describe("scheduler", function()
     assert.has_error(function() mg.defer(42) end)
   end)
 
+  it("defer passes its argument first, nil and false included, in order with those without one", function()
+    local log = {}
+    local function rec(arg, ok, err) log[#log + 1] = tostring(arg) .. ":" .. tostring(ok) .. ":" .. tostring(err) end
+    local t = { name = "ctx" }
+    mg.spawn(function()
+      mg.defer(rec, "a"); mg.defer(rec, nil); mg.defer(rec, false)
+      mg.defer(function(ok) log[#log + 1] = "plain:" .. tostring(ok) end)
+      mg.defer(function(x) log[#log + 1] = x.name end, t)
+      error("boom", 0)
+    end):wait()
+    assert.are.same({ "ctx", "plain:false", "false:false:boom", "nil:false:boom", "a:false:boom" }, log)
+  end)
+
   it("a task that raises gives nil, err to its waiter", function()
     local h = mg.spawn(function() error("boom", 0) end)
     assert.are.same({ nil, "boom" }, { h:wait() })

@@ -157,12 +157,15 @@ local function resource()
            ["telemetry.sdk.name"] = "moongate", ["telemetry.sdk.language"] = "lua" }
 end
 
--- Encoded spans waiting for the collector, in chunks of about CHUNK bytes: one export posts one
--- chunk, so no request waits behind building (or collecting the garbage of) a huge body.
+-- Encoded spans waiting for the collector, in chunks of about CHUNK bytes, each already the whole
+-- request body but for its tail: one export posts one chunk, built in place (no copies of the
+-- spans' text into a second body), so no request waits behind building (or collecting the
+-- garbage of) a huge body.
 local CHUNK = 256 * 1024
 local chunks, chunk_spans, pending_spans = { buffer.new() }, { 0 }, 0
 
--- the chunk the next trace's spans go into, a comma written when it has some already
+-- the chunk the next trace's spans go into: its request head written when it is new, a comma
+-- when it has spans already
 local function open_chunk()
   local i = #chunks
   if #chunks[i] > CHUNK then
@@ -170,7 +173,7 @@ local function open_chunk()
     chunks[i], chunk_spans[i] = buffer.new(), 0
   end
   local b = chunks[i]
-  if #b > 0 then b:put(",") end
+  if #b == 0 then otlp.put_request_head(b, resource(), moongate.version) else b:put(",") end
   return b, i
 end
 
@@ -183,10 +186,10 @@ local function pend(tr, row)
   pending_spans = pending_spans + tr.n
 end
 
--- the oldest chunk's text and span count, removed from the queue
+-- the oldest chunk's request body and span count, removed from the queue
 local function next_chunk()
   local b, n = chunks[1], chunk_spans[1]
-  local text = b:tostring()
+  local text = b:put(otlp.REQUEST_TAIL):tostring()
   if #chunks > 1 then
     table.remove(chunks, 1); table.remove(chunk_spans, 1)
   else
@@ -216,8 +219,8 @@ local function send()
   in_flight = true
   moongate.spawn(function()
     while pending_spans > 0 do
-      local text, n = next_chunk()
-      local ok, err = pcall(post, otlp.request(resource(), text, moongate.version), n)
+      local body, n = next_chunk()
+      local ok, err = pcall(post, body, n)
       if not ok then warn("trace export failed", err) end
     end
     in_flight = false

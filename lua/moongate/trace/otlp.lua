@@ -24,6 +24,18 @@ local function str(b, s)
   if find(s, '[%z\1-\31"\\\128-\255]') then b:put(json.encode(s)) else b:put('"', s, '"') end
 end
 
+-- Attribute keys come from a small fixed set (the code's own names): each is checked and quoted
+-- once, then written as it is. A bounded memo, so keys from elsewhere cannot grow it for ever.
+local quoted, nquoted = {}, 0
+local function key(b, k)
+  local q = quoted[k]
+  if q == nil then
+    q = find(k, '[%z\1-\31"\\\128-\255]') and json.encode(k) or ('"' .. k .. '"')
+    if nquoted < 512 then quoted[k] = q; nquoted = nquoted + 1 end
+  end
+  b:put(q)
+end
+
 local function value(b, v)
   local tv = type(v)
   if tv == "string" then
@@ -53,7 +65,7 @@ local function attributes(b, t)
     local first = true
     for k, v in pairs(t) do
       if first then first = false else b:put(",") end
-      b:put('{"key":'); str(b, k); b:put(',"value":'); value(b, v); b:put("}")
+      b:put('{"key":'); key(b, k); b:put(',"value":'); value(b, v); b:put("}")
     end
   end
   b:put("]")
@@ -88,14 +100,22 @@ function M.put_span(b, sp, trace_id, parent_id)
   end
 end
 
+--- otlp.put_request_head(buffer, resource attrs, scope version): an ExportTraceServiceRequest up
+--- to its spans' list; the spans' objects follow, comma-separated, then otlp.REQUEST_TAIL.
+function M.put_request_head(b, resource, version)
+  b:put('{"resourceSpans":[{"resource":{"attributes":')
+  attributes(b, resource)
+  b:put('},"scopeSpans":[{"scope":{"name":"moongate","version":'); str(b, version or "")
+  b:put('},"spans":[')
+end
+M.REQUEST_TAIL = "]}]}]}"
+
 --- otlp.request(resource attrs, spans text, scope version) -> ExportTraceServiceRequest JSON;
 --- spans text is the spans' objects, comma-separated.
 function M.request(resource, spans, version)
   local b = buffer.new()
-  b:put('{"resourceSpans":[{"resource":{"attributes":')
-  attributes(b, resource)
-  b:put('},"scopeSpans":[{"scope":{"name":"moongate","version":'); str(b, version or "")
-  b:put('},"spans":[', spans, "]}]}]}")
+  M.put_request_head(b, resource, version)
+  b:put(spans, M.REQUEST_TAIL)
   return b:tostring()
 end
 
