@@ -51,9 +51,14 @@ function M.build(hits, opts)
   local remaining = budget
   for i, h in ipairs(cand) do
     if remaining < min_tokens then break end
-    local header = ("[%d] %s"):format(#passages + 1, h.title ~= "" and h.title or h.doc_id)
-    if h.heading and #h.heading > 0 and h.heading[#h.heading] ~= h.title then
-      header = header .. " > " .. h.heading[#h.heading]
+    -- a passage is named by its document's title (else its page heading, else its file's
+    -- name): never by a path on this machine, which a model provider has no business seeing
+    -- and whose length would change what fits in the budget
+    local path = h.heading
+    local name = (h.title ~= "" and h.title) or (path and path[1]) or tostring(h.doc_id):match("[^/]*$")
+    local header = ("[%d] %s"):format(#passages + 1, name)
+    if path and #path > 0 and path[#path] ~= name then
+      header = header .. " > " .. path[#path]
     end
     local htok = count(header) + 1
     local share = math.floor(remaining * weights[i] / wsum) - htok
