@@ -1,8 +1,6 @@
 -- The exact cache's shared tier in Redis, against a real redis-server: an entry written through
 -- one instance is read by another, tenants stay apart, a flush on one holds on all, and Redis
 -- going away is a miss, never an error.
-local home = require("moongate.base").home
-package.path = home .. "/tests/lua/?.lua;" .. package.path
 local server = require "redis_server"
 server.skip_unless_available()
 

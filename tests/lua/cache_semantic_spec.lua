@@ -6,17 +6,11 @@ local guards = require "moongate.cache.guards"
 local semantic = require "moongate.cache.semantic"
 local ev = require "moongate.cache.paraphrase_eval"
 local retrieval = require "moongate.retrieval"
-local store = require "moongate.retrieval.store"
 local moongate = require "moongate"
 
 local HOME = require("moongate.base").home
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(store.mkdir(p))
-  return p
-end
+local tmpdir = require "tmpdir"
 
 local function ask(text, system)
   local m = {}

@@ -5,14 +5,8 @@
 local snippet = require "moongate.cache.snippet"
 local retrieval = require "moongate.retrieval"
 local rerank = require "moongate.retrieval.rerank"
-local store = require "moongate.retrieval.store"
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(store.mkdir(p))
-  return p
-end
+local tmpdir = require "tmpdir"
 
 -- The local re-ranker, counting its calls.
 local function counted()

@@ -2,8 +2,6 @@
 -- all or nothing, two clients (as two instances would) share one limit exactly, windows and
 -- slots behave as on the shared-memory backend, and a store that is down answers nil, err.
 local mg = require "moongate"
-local home = require("moongate.base").home
-package.path = home .. "/tests/lua/?.lua;" .. package.path
 local server = require "redis_server"
 server.skip_unless_available()
 

@@ -2,7 +2,6 @@
 -- concurrency in one worker, the task's deadline, a dropped connection and reconnecting.
 local mg = require "moongate"
 local home = require("moongate.base").home
-package.path = home .. "/tests/lua/?.lua;" .. package.path
 local server = require "redis_server"
 server.skip_unless_available()
 

@@ -7,12 +7,7 @@ local fusion = require "moongate.retrieval.fusion"
 local context = require "moongate.retrieval.context"
 local extractive = require "moongate.extractive"
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(store.mkdir(p))
-  return p
-end
+local tmpdir = require "tmpdir"
 
 local ROTATE = "# Rotating keys\n\nTo rotate an API key, create a new key, deploy it to every client, " ..
   "then revoke the old key. Revoked keys stop working within one minute."

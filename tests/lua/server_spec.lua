@@ -6,12 +6,7 @@ local config = require "moongate.config"
 local log = require "moongate.log"
 local json = require "moongate.json"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d) == 0)
-  return d
-end
+local tmpdir = require "tmpdir"
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

@@ -19,6 +19,14 @@ return function(args)
     if v:sub(1, 1) ~= "-" then has_path = true end
   end
   if not has_path then a[#a + 1] = "tests/lua" end
+  -- helpers kept next to the specs (a throwaway redis-server, a temp folder) are require-able
+  for i = 1, #a do
+    local v = a[i]
+    if v:sub(1, 1) ~= "-" then
+      local dir = v:match("%.lua$") and (v:match("^(.*)/[^/]*$") or ".") or v
+      package.path = dir .. "/?.lua;" .. package.path
+    end
+  end
   _G.arg = a
   local ok, err = pcall(require("busted.runner"), { standalone = false })
   if not ok then
