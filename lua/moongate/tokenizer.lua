@@ -58,15 +58,28 @@ function M.encoding_for_model(model)
   return nil, "unknown model"
 end
 
+-- model name -> its encoding's entry, or false for a name no encoding claims: the gateway asks
+-- for every request's model. Bounded, since model names come from clients.
+local by_model, by_model_n = {}, 0
+
 local function load(name)
   local e = cache[name]
   if e then return e end
   if not ENCODINGS[name] then
+    e = by_model[name]
+    if e ~= nil then
+      if e then return e end
+      return nil, "unknown encoding"
+    end
     local enc_name = M.encoding_for_model(name)
+    local found, err
+    if enc_name then found, err = load(enc_name) end
+    if (found or not enc_name) and by_model_n < 1024 then
+      by_model_n = by_model_n + 1
+      by_model[name] = found or false
+    end
     if not enc_name then return nil, "unknown encoding" end
-    e = cache[enc_name]
-    if e then return e end
-    name = enc_name
+    return found, err
   end
   local p = C.mg_tok_get(name, errbuf)
   if p == nil then return nil, ffi.string(errbuf[0]) end
@@ -206,6 +219,28 @@ function M.vocab_size(encoding)
   return tonumber(C.mg_tok_vocab_size(e.enc))
 end
 
+-- A chat client sends the whole conversation again with every turn, so the gateway counts the
+-- same message texts over and over. count_chat remembers recent counts per encoding in two
+-- generations (the older one dropped when the newer holds MEMO_BYTES of text): a repeat is a
+-- table lookup on the already-interned string. Texts over MEMO_TEXT bytes are not kept.
+local MEMO_BYTES, MEMO_TEXT = 4 * 1024 * 1024, 64 * 1024
+
+local function count_remembered(e, text)
+  local m = e.memo
+  if not m then m = { new = {}, old = {}, bytes = 0 }; e.memo = m end
+  local n = m.new[text]
+  if n then return n end
+  n = m.old[text]
+  if not n then
+    if C.mg_tok_count_special(e.enc, text, #text, 0, sizebuf) ~= OK then error("out of memory") end
+    n = tonumber(sizebuf[0])
+    if #text > MEMO_TEXT then return n end
+  end
+  if m.bytes + #text > MEMO_BYTES then m.old, m.new, m.bytes = m.new, {}, 0 end
+  m.new[text], m.bytes = n, m.bytes + #text
+  return n
+end
+
 -- count_chat(messages, model) -> n | nil, err
 -- OpenAI's cookbook rule for chat models: every message costs 3 tokens plus its fields'
 -- tokens (role, content, name, ...), a name 1 more, and the reply is primed with 3.
@@ -215,14 +250,13 @@ function M.count_chat(messages, model)
   if type(model) ~= "string" then error("model must be a string", 2) end
   local e, err = load(model)
   if not e then return nil, err == "unknown encoding" and "unknown model" or err end
-  local enc = e.name
   local total = 3
   for i, msg in ipairs(messages) do
     if type(msg) ~= "table" then return nil, "message " .. i .. " is not an object" end
     total = total + 3
     for k, v in pairs(msg) do
       if type(v) == "string" then
-        total = total + M.count(v, enc)
+        total = total + count_remembered(e, v)
         if k == "name" then total = total + 1 end
       elseif k == "content" and type(v) == "table" then
         for _, part in ipairs(v) do
@@ -230,7 +264,7 @@ function M.count_chat(messages, model)
             local kind = type(part) == "table" and tostring(part.type) or type(part)
             return nil, "cannot count content part: " .. kind
           end
-          total = total + M.count(part.text, enc)
+          total = total + count_remembered(e, part.text)
         end
       elseif k == "content" and (v == nil or type(v) == "userdata") then
         -- JSON null content (an assistant message with tool calls): nothing to count

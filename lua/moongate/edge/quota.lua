@@ -210,6 +210,10 @@ function Stage:store_failed(ctx, err)
   return unavailable()
 end
 
+-- the token windows: limit name, counter key prefix, window length
+local OUT_WINDOWS = { { "tokens_out_per_min", "om:", MIN }, { "tokens_out_per_day", "od:", DAY } }
+local IN_WINDOWS = { { "tokens_in_per_min", "im:", MIN }, { "tokens_in_per_day", "id:", DAY } }
+
 function Stage:before(ctx)
   local policy = ctx.policy
   local limits = policy.quota or self.default
@@ -220,10 +224,14 @@ function Stage:before(ctx)
   ctx.quota = st
   limits = limits or {}
   local ops = {}
-  local function op(o) ops[#ops + 1] = o; return o end
 
-  if limits.rpm then op{ kind = "take", key = "r:" .. t, amount = 1, limit = limits.rpm, window = MIN, name = "rpm", header = "requests" } end
-  if limits.concurrent then op{ kind = "slot", key = "c:" .. t, limit = limits.concurrent, name = "concurrent" } end
+  if limits.rpm then
+    ops[#ops + 1] = { kind = "take", key = "r:" .. t, amount = 1, limit = limits.rpm, window = MIN, name = "rpm",
+                      header = "requests" }
+  end
+  if limits.concurrent then
+    ops[#ops + 1] = { kind = "slot", key = "c:" .. t, limit = limits.concurrent, name = "concurrent" }
+  end
 
   local route = ctx.route
   local doc = (route == "chat" or route == "embeddings") and ctx:doc() or nil
@@ -236,16 +244,16 @@ function Stage:before(ctx)
     end
     st.tokens_in = n
     -- tokens out: refused once the window's output is spent (what a call will write is not known yet)
-    for _, w in ipairs{ { "tokens_out_per_min", "om:", MIN }, { "tokens_out_per_day", "od:", DAY } } do
+    for _, w in ipairs(OUT_WINDOWS) do
       local lim = limits[w[1]]
-      if lim then op{ kind = "peek", key = w[2] .. t, limit = lim, window = w[3], name = w[1] } end
+      if lim then ops[#ops + 1] = { kind = "peek", key = w[2] .. t, limit = lim, window = w[3], name = w[1] } end
     end
     -- tokens in: taken now, so a prompt over the limit costs nothing
-    for _, w in ipairs{ { "tokens_in_per_min", "im:", MIN }, { "tokens_in_per_day", "id:", DAY } } do
+    for _, w in ipairs(IN_WINDOWS) do
       local lim = limits[w[1]]
       if lim then
-        op{ kind = "take", key = w[2] .. t, amount = n, limit = lim, window = w[3], name = w[1],
-            header = w[3] == MIN and "tokens" or nil }
+        ops[#ops + 1] = { kind = "take", key = w[2] .. t, amount = n, limit = lim, window = w[3], name = w[1],
+                          header = w[3] == MIN and "tokens" or nil }
         st[w[2]] = true
       end
     end
@@ -256,13 +264,15 @@ function Stage:before(ctx)
       st.price, st.cost_in = price, cost
       local mkey, mreset = month()
       if limits.spend_per_day then
-        op{ kind = "take", key = "sd:" .. t, amount = cost, limit = floor(limits.spend_per_day * MICRO + 0.5), window = DAY,
-            name = "spend_per_day", budget = limits.spend_per_day }
+        ops[#ops + 1] = { kind = "take", key = "sd:" .. t, amount = cost, window = DAY,
+                          limit = floor(limits.spend_per_day * MICRO + 0.5), name = "spend_per_day",
+                          budget = limits.spend_per_day }
         st.spend_per_day = { key = "sd:" .. t, window = DAY }
       end
       if limits.spend_per_month then
-        op{ kind = "take", key = "sm:" .. t .. ":" .. mkey, amount = cost, limit = floor(limits.spend_per_month * MICRO + 0.5),
-            ttl = mreset, name = "spend_per_month", budget = limits.spend_per_month }
+        ops[#ops + 1] = { kind = "take", key = "sm:" .. t .. ":" .. mkey, amount = cost, ttl = mreset,
+                          limit = floor(limits.spend_per_month * MICRO + 0.5), name = "spend_per_month",
+                          budget = limits.spend_per_month }
         st.spend_per_month = { key = "sm:" .. t .. ":" .. mkey, ttl = mreset }
       end
     end
@@ -293,22 +303,25 @@ end
 
 -- After the call: the counters take what it really used (the provider's usage, or moongate's own
 -- count of a stream), and the concurrency slot is given back.
+local function add(ops, key, amount, window, ttl)
+  ops[#ops + 1] = { kind = "add", key = key, amount = amount, window = window, ttl = ttl }
+end
+
 local function settle_ops(st, usage, prices)
   local ops = {}
   if st.slot then ops[#ops + 1] = { kind = "release", key = st.slot } end
   local limits = st.limits
   if not limits then return ops end
   local t = st.tenant
-  local function add(key, amount, window, ttl) ops[#ops + 1] = { kind = "add", key = key, amount = amount, window = window, ttl = ttl } end
   local out = usage.completion_tokens or 0
   local din = usage.reported and (usage.prompt_tokens - st.tokens_in) or 0
   if out > 0 then
-    if limits.tokens_out_per_min then add("om:" .. t, out, MIN) end
-    if limits.tokens_out_per_day then add("od:" .. t, out, DAY) end
+    if limits.tokens_out_per_min then add(ops, "om:" .. t, out, MIN) end
+    if limits.tokens_out_per_day then add(ops, "od:" .. t, out, DAY) end
   end
   if din ~= 0 then
-    if st["im:"] then add("im:" .. t, din, MIN) end
-    if st["id:"] then add("id:" .. t, din, DAY) end
+    if st["im:"] then add(ops, "im:" .. t, din, MIN) end
+    if st["id:"] then add(ops, "id:" .. t, din, DAY) end
   end
   local price = st.price
   if price and (st.spend_per_day or st.spend_per_month) then
@@ -316,9 +329,9 @@ local function settle_ops(st, usage, prices)
     local cost = floor((actual.input or 0) * (usage.reported and usage.prompt_tokens or st.tokens_in)
       + (actual.output or 0) * out + 0.5) - st.cost_in
     if cost ~= 0 then
-      for _, s in ipairs{ st.spend_per_day, st.spend_per_month } do
-        if s then add(s.key, cost, s.window, s.ttl) end
-      end
+      local d, m = st.spend_per_day, st.spend_per_month
+      if d then add(ops, d.key, cost, d.window) end
+      if m then add(ops, m.key, cost, nil, m.ttl) end
     end
   end
   return ops
