@@ -95,7 +95,7 @@ local function ipv6_ok(s)
   return groups(s) == 8
 end
 
--- ---- detectors: fn(text, out, digits) appends { type, start, stop } -----------------------------
+-- ---- detectors: fn(text, out, digits, nd) appends { type, start, stop } -------------------------
 
 local function add(out, t, i, j, text) out[#out + 1] = { type = t, start = i, stop = j, text = sub(text, i, j) } end
 
@@ -123,20 +123,23 @@ end
 -- The digit-led detectors (card, IBAN, SSN, IPv4, phone) try their pattern anchored at the text's
 -- digits only, listed once per scan by a loop the JIT compiles: an unanchored find would walk every
 -- byte of a long message through Lua's pattern matcher once per detector (13-55 us per 2 KB).
+-- (one list reused by every scan: n is the count, entries past it are stale; a scan started from
+-- inside a detector of one's own gets a list of its own)
+local digit_list, scanning = {}, false
 local function digit_positions(text)
-  local out, n = {}, 0
+  local out, n = scanning and {} or digit_list, 0
   for i = 1, #text do
     local c = byte(text, i)
     if c >= 48 and c <= 57 then n = n + 1; out[n] = i end
   end
-  return out
+  return out, n
 end
 
 -- each(), but trying the anchored pattern only at each digit's position + shift: the same matches
 -- an unanchored find from each match's end would give
-local function each_at(text, out, pattern, digits, shift, check)
+local function each_at(text, out, pattern, digits, n, shift, check)
   local i = 1
-  for k = 1, #digits do
+  for k = 1, n do
     local p = digits[k] + shift
     if p >= i then
       local s, e = find(text, pattern, p)
@@ -219,7 +222,9 @@ local function iban_at(text, out, s, e)
   end
   return e
 end
-register("iban", function(text, out, digits) each_at(text, out, "^%u%u%d%d[%u%d ]+", digits, -2, iban_at) end)
+register("iban", function(text, out, digits, nd)
+  each_at(text, out, "^%u%u%d%d[%u%d ]+", digits, nd, -2, iban_at)
+end)
 
 local function card_at(text, out, s, e)
   local run = sub(text, s, e)
@@ -231,7 +236,9 @@ local function card_at(text, out, s, e)
   end
   return e
 end
-register("card", function(text, out, digits) each_at(text, out, "^%d[%d %-]+%d", digits, 0, card_at) end)
+register("card", function(text, out, digits, nd)
+  each_at(text, out, "^%d[%d %-]+%d", digits, nd, 0, card_at)
+end)
 
 local function ssn_at(text, out, s, e)
   local a, g, n = tonumber(sub(text, s, s + 2)), tonumber(sub(text, s + 4, s + 5)), tonumber(sub(text, s + 7, e))
@@ -240,7 +247,9 @@ local function ssn_at(text, out, s, e)
   end
   return e
 end
-register("ssn", function(text, out, digits) each_at(text, out, "^%d%d%d%-%d%d%-%d%d%d%d", digits, 0, ssn_at) end)
+register("ssn", function(text, out, digits, nd)
+  each_at(text, out, "^%d%d%d%-%d%d%-%d%d%d%d", digits, nd, 0, ssn_at)
+end)
 
 local function ipv4_at(text, out, s, e)
   while s > 1 and sub(text, s - 1, s - 1):match("%d") do s = s - 1 end   -- the whole octets
@@ -260,22 +269,23 @@ local function ipv6_at(text, out, s, e)
   if boundary(text, s, e, "[%w]") and cand:find("%x") and ipv6_ok(cand) then add(out, "ip", s, e, text) end
   return e
 end
-register("ip", function(text, out, digits)
-  each_at(text, out, "^%d%.%d+%.%d+%.%d", digits, 0, ipv4_at)
+register("ip", function(text, out, digits, nd)
+  each_at(text, out, "^%d%.%d+%.%d+%.%d", digits, nd, 0, ipv4_at)
   each(text, out, ":", ipv6_at)
 end)
 
 -- a phone number may start one character before its first digit ("+44 …", "(555) …")
-local function phone_starts(text, digits)
-  if not find(text, "+", 1, true) and not find(text, "(", 1, true) then return digits end
-  local out = {}
-  for k = 1, #digits do
+local phone_list = {}
+local function phone_starts(text, digits, nd)
+  if not find(text, "+", 1, true) and not find(text, "(", 1, true) then return digits, nd end
+  local out, n = digits == digit_list and phone_list or {}, 0
+  for k = 1, nd do
     local d = digits[k]
     local c = d > 1 and byte(text, d - 1)
-    if c == 43 or c == 40 then out[#out + 1] = d - 1 end
-    out[#out + 1] = d
+    if c == 43 or c == 40 then n = n + 1; out[n] = d - 1 end
+    n = n + 1; out[n] = d
   end
-  return out
+  return out, n
 end
 
 local function phone_at(text, out, s, e)
@@ -291,8 +301,9 @@ local function phone_at(text, out, s, e)
   end
   return e
 end
-register("phone", function(text, out, digits)
-  each_at(text, out, "^[%+%(]?%d[%d %-%.%(%)]+%d", phone_starts(text, digits), 0, phone_at)
+register("phone", function(text, out, digits, nd)
+  local starts, n = phone_starts(text, digits, nd)
+  each_at(text, out, "^[%+%(]?%d[%d %-%.%(%)]+%d", starts, n, 0, phone_at)
 end)
 
 -- ---- the API ------------------------------------------------------------------------------------
@@ -315,12 +326,15 @@ end
 function M.scan(text, opts)
   local out = {}
   local list = opts and opts.detectors or order
-  local digits = digit_positions(text)
+  local digits, nd = digit_positions(text)
+  local outer = not scanning
+  scanning = true   -- (a detector that raises leaves it set: later scans then allocate, still correct)
   for _, t in ipairs(list) do
     local d = detectors[t]
     if not d then error("pii: unknown detector '" .. tostring(t) .. "'", 2) end
-    d(text, out, digits)
+    d(text, out, digits, nd)
   end
+  if outer then scanning = false end
   if #out < 2 then return out end
   sort(out, function(a, b)
     if a.start ~= b.start then return a.start < b.start end
