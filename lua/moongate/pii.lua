@@ -155,6 +155,11 @@ local function register(t, fn)
   detectors[t] = fn
 end
 
+-- a digit-led detector: its anchored pattern tried at each digit + shift, each match checked
+local function register_at(t, pattern, shift, check)
+  register(t, function(text, out, digits, nd) each_at(text, out, pattern, digits, nd, shift, check) end)
+end
+
 -- each secret format by the literal it starts with (a plain find: memchr speed), then its shape
 local SECRET_PREFIXES = { { "sk-", "sk%-[%w_%-]+" }, { "AKIA", "AKIA[%u%d]+" }, { "gh", "gh[pousr]_[%w]+" },
   { "xox", "xox[abposr]%-[%w%-]+" }, { "AIza", "AIza[%w_%-]+" } }
@@ -222,9 +227,7 @@ local function iban_at(text, out, s, e)
   end
   return e
 end
-register("iban", function(text, out, digits, nd)
-  each_at(text, out, "^%u%u%d%d[%u%d ]+", digits, nd, -2, iban_at)
-end)
+register_at("iban", "^%u%u%d%d[%u%d ]+", -2, iban_at)
 
 local function card_at(text, out, s, e)
   local run = sub(text, s, e)
@@ -236,9 +239,7 @@ local function card_at(text, out, s, e)
   end
   return e
 end
-register("card", function(text, out, digits, nd)
-  each_at(text, out, "^%d[%d %-]+%d", digits, nd, 0, card_at)
-end)
+register_at("card", "^%d[%d %-]+%d", 0, card_at)
 
 local function ssn_at(text, out, s, e)
   local a, g, n = tonumber(sub(text, s, s + 2)), tonumber(sub(text, s + 4, s + 5)), tonumber(sub(text, s + 7, e))
@@ -247,9 +248,7 @@ local function ssn_at(text, out, s, e)
   end
   return e
 end
-register("ssn", function(text, out, digits, nd)
-  each_at(text, out, "^%d%d%d%-%d%d%-%d%d%d%d", digits, nd, 0, ssn_at)
-end)
+register_at("ssn", "^%d%d%d%-%d%d%-%d%d%d%d", 0, ssn_at)
 
 local function ipv4_at(text, out, s, e)
   while s > 1 and sub(text, s - 1, s - 1):match("%d") do s = s - 1 end   -- the whole octets

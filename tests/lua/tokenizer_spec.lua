@@ -128,6 +128,29 @@ describe("tokenizer", function()
     assert.are.equal("unknown model", err)
   end)
 
+  it("counts a resent conversation the same from memory, across the memory's generations", function()
+    -- each text counted once directly, then through count_chat many times over: 3 + (3 + 1 + n)
+    local texts = {}
+    for i = 1, 400 do texts[i] = ("turn %d: "):format(i) .. ("the part ships on Thursday "):rep(i % 40 + 1) end
+    local want = {}
+    for i, t in ipairs(texts) do want[i] = 3 + 3 + 1 + tokenizer.count(t, "o200k_base") end
+    for _ = 1, 3 do
+      for i, t in ipairs(texts) do
+        assert.are.equal(want[i], tokenizer.count_chat({ { role = "user", content = t } }, "gpt-4o"))
+      end
+    end
+    -- more distinct text than the memory holds (4 MB a generation): still exact
+    local big = ("a long pasted log line 12345 "):rep(4000)   -- ~116 KB: over the per-text limit
+    local n = tokenizer.count(big, "o200k_base")
+    for i = 1, 80 do
+      local t = big:sub(1, 60000) .. i
+      assert.are.equal(3 + 3 + 1 + tokenizer.count(t, "o200k_base"),
+        tokenizer.count_chat({ { role = "user", content = t } }, "gpt-4o"))
+    end
+    assert.are.equal(3 + 3 + 1 + n, tokenizer.count_chat({ { role = "user", content = big } }, "gpt-4o"))
+    assert.are.equal(want[7], tokenizer.count_chat({ { role = "user", content = texts[7] } }, "gpt-4o"))
+  end)
+
   it("raises on programmer errors", function()
     assert.has_error(function() tokenizer.count(42) end, "text must be a string")
     assert.has_error(function() tokenizer.count("x", 42) end, "encoding must be a string")
