@@ -178,6 +178,25 @@ end
 local Index = {}
 Index.__index = Index
 
+-- Every open index, so that a reader of DIR/CURRENT can bring them to the version it read.
+local opened = setmetatable({}, { __mode = "k" })
+
+--- retrieval.current_version(DIR) -> the version DIR/CURRENT names (nil: none yet). Open
+--- indexes of DIR on another version load it now rather than at their next periodic check, so
+--- that what a caller keys on this version (the semantic cache) is what searches answer from.
+function M.current_version(dir)
+  local v = store.current_version(dir)
+  if v then
+    for idx in pairs(opened) do
+      if idx.dir == dir and idx.db and idx.version ~= v then
+        local ok, err = idx:refresh()
+        idx.refresh_error = not ok and err or nil
+      end
+    end
+  end
+  return v
+end
+
 --- open(DIR, opts) -> idx | nil, err
 -- opts.refresh_interval: seconds between checks of DIR/CURRENT by search() (default 1;
 -- false: only idx:refresh() loads a new version). opts.embedder: an embedder object for
@@ -195,6 +214,7 @@ function M.open(dir, opts)
   ok, err = idx:refresh()
   if not ok then db:close(); return nil, err end
   if not idx.snap then db:close(); return nil, "index at " .. dir .. " has no committed version" end
+  opened[idx] = true
   return idx
 end
 

@@ -95,7 +95,7 @@ local function index_versions(gw, tiers)
     local dir = p and type(p.index) == "string" and p.index
     if dir then
       out = out or {}
-      out[dir] = require("moongate.retrieval.store").current_version(dir) or 0
+      out[dir] = require("moongate.retrieval").current_version(dir) or 0
     end
   end
   return out
