@@ -333,7 +333,10 @@ function M.scan(text, opts)
     if not d then error("pii: unknown detector '" .. tostring(t) .. "'", 2) end
     d(text, out, digits, nd)
   end
-  if outer then scanning = false end
+  if outer then
+    scanning = false
+    if nd > 65536 then digit_list, phone_list = {}, {} end   -- not kept at the size of a huge text
+  end
   if #out < 2 then return out end
   sort(out, function(a, b)
     if a.start ~= b.start then return a.start < b.start end
