@@ -325,14 +325,13 @@ end
 function M.scan(text, opts)
   local out = {}
   local list = opts and opts.detectors or order
+  for _, t in ipairs(list) do
+    if not detectors[t] then error("pii: unknown detector '" .. tostring(t) .. "'", 2) end
+  end
   local digits, nd = digit_positions(text)
   local outer = not scanning
-  scanning = true   -- (a detector that raises leaves it set: later scans then allocate, still correct)
-  for _, t in ipairs(list) do
-    local d = detectors[t]
-    if not d then error("pii: unknown detector '" .. tostring(t) .. "'", 2) end
-    d(text, out, digits, nd)
-  end
+  scanning = true   -- (a detector of one's own that raises leaves it set: later scans allocate)
+  for _, t in ipairs(list) do detectors[t](text, out, digits, nd) end
   if outer then
     scanning = false
     if nd > 65536 then digit_list, phone_list = {}, {} end   -- not kept at the size of a huge text

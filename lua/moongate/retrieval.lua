@@ -181,6 +181,13 @@ Index.__index = Index
 -- Every open index, so that a reader of DIR/CURRENT can bring them to the version it read.
 local opened = setmetatable({}, { __mode = "k" })
 
+-- refresh(), where a version that cannot be loaded (yet) leaves the current one serving and
+-- idx.refresh_error says why
+local function refresh_keeping(idx)
+  local ok, err = idx:refresh()
+  idx.refresh_error = not ok and err or nil
+end
+
 --- retrieval.current_version(DIR) -> the version DIR/CURRENT names (nil: none yet). Open
 --- indexes of DIR on another version load it now rather than at their next periodic check, so
 --- that what a caller keys on this version (the semantic cache) is what searches answer from.
@@ -188,10 +195,7 @@ function M.current_version(dir)
   local v = store.current_version(dir)
   if v then
     for idx in pairs(opened) do
-      if idx.dir == dir and idx.db and idx.version ~= v then
-        local ok, err = idx:refresh()
-        idx.refresh_error = not ok and err or nil
-      end
+      if idx.dir == dir and idx.db and idx.version ~= v then refresh_keeping(idx) end
     end
   end
   return v
@@ -325,12 +329,7 @@ function Index:search(q)
   local k, mode = check_args(q)
   if not k then return nil, mode end
   local t0 = clock()
-  if self.refresh_interval and t0 - self.checked >= self.refresh_interval then
-    -- a version that cannot be loaded (yet) leaves the current one serving;
-    -- idx.refresh_error says why
-    local ok, err = self:refresh()
-    self.refresh_error = not ok and err or nil
-  end
+  if self.refresh_interval and t0 - self.checked >= self.refresh_interval then refresh_keeping(self) end
   local snap = self.snap
   local tenant = q.tenant or ""
   local filters = q.filters
