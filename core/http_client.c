@@ -50,9 +50,9 @@ typedef struct xfer {
     ev_timer idle;           /* res:read()'s idle timeout */
     char errbuf[CURL_ERROR_SIZE];
     char detail[64];         /* our own detail for abort_err */
-    char *req_body;          /* a request body, sent through read_cb (see seek_cb) */
-    size_t req_len, req_off;
-    int answered;            /* response bytes arrived since the body was last (re)sent */
+    char *req_body;          /* a request body: curl sends it with the headers (see prereq_cb) */
+    int sent;                /* the request went out at least once */
+    int answered;            /* response bytes arrived since the request last went out */
     int counted;             /* a stream counted in st.streams */
     int have_info;           /* the timings below were read from the easy handle */
     curl_off_t t_connect, t_tls, t_first, t_total;   /* microseconds since the start */
@@ -511,32 +511,23 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-static size_t read_cb(char *p, size_t size, size_t n, void *ud)
+/* CURLOPT_PREREQFUNCTION: called each time the request is about to go out on a connection.
+ * A second time with no response in between is libcurl resending after a reused connection
+ * died unanswered ("Connection died, retrying a fresh connect"). The upstream may have acted on
+ * that request: resending a body behind the caller's back would bypass its retry policy, so that
+ * case fails as "reset". A resend after a response (a redirect, an auth challenge) goes ahead. */
+static int prereq_cb(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
 {
     xfer *x = ud;
-    size_t want = size * n, left = x->req_len - x->req_off;
-    if (want > left) want = left;
-    memcpy(p, x->req_body + x->req_off, want);
-    x->req_off += want;
-    return want;
-}
-
-/* curl rewinds the body to send it again: legitimately after a response (a 307/308 redirect,
- * an auth challenge), but also when a reused connection died before any answer ("Connection
- * died, retrying a fresh connect"). The upstream may have acted on that request: resending a
- * POST behind the caller's back would bypass its retry policy, so that case fails as "reset". */
-static int seek_cb(void *ud, curl_off_t off, int origin)
-{
-    xfer *x = ud;
-    if (origin != SEEK_SET || off < 0 || (size_t)off > x->req_len) return CURL_SEEKFUNC_CANTSEEK;
-    if (!x->answered) {
+    if (x->sent && !x->answered) {
         x->abort_err = "reset";
         snprintf(x->detail, sizeof x->detail, "connection lost before any response (not resent)");
-        return CURL_SEEKFUNC_FAIL;
+        return CURL_PREREQFUNC_ABORT;
     }
+    x->sent = 1;
     x->answered = 0;
-    x->req_off = (size_t)off;
-    return CURL_SEEKFUNC_OK;
+    return CURL_PREREQFUNC_OK;
 }
 
 static curl_socket_t open_socket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
@@ -797,13 +788,11 @@ static int l_request(lua_State *L)
             return luaL_error(L, "out of memory");
         }
         memcpy(x->req_body, body, body_len);
-        x->req_len = body_len;
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        /* POSTFIELDS, not a read callback: curl sends a small body in the headers' write */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
-        curl_easy_setopt(e, CURLOPT_READDATA, x);
-        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_cb);
-        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req_body);
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
         if (strcmp(method, "POST")) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     } else if (body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
