@@ -574,6 +574,23 @@ static const unsigned char dec_stop[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
 };
 
+/* The first byte at or after p that ends a plain run of string text (a quote, a backslash, a
+ * control character), or end. Eight bytes at a time: a word with none of them is skipped whole
+ * (the has-zero-byte and has-byte-below tests), the word that has one is finished byte by byte. */
+static const char *dec_run(const char *p, const char *end) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+        uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v);
+        if (hit & highs) break;
+        p += 8;
+    }
+    while (p < end && !dec_stop[(unsigned char)*p]) p++;
+    return p;
+}
+
 static int dec_fail(jdec *d, const char *p, const char *msg) {
     if (!d->err) {
         d->err = msg;
@@ -622,8 +639,7 @@ static char *put_utf8(char *o, unsigned cp) {
 
 /* At '"'. Pushes the string. Strings without escapes are pushed straight from the input. */
 static int dec_string(jdec *d) {
-    const char *start = d->p + 1, *p = start, *end = d->end;
-    while (p < end && !dec_stop[(unsigned char)*p]) p++;
+    const char *start = d->p + 1, *end = d->end, *p = dec_run(start, end);
     if (p < end && *p == '"') {
         lua_pushlstring(d->L, start, (size_t)(p - start));
         d->p = p + 1;
@@ -639,7 +655,7 @@ static int dec_string(jdec *d) {
     o += p - start;
     for (;;) {
         const char *run = p;
-        while (p < end && !dec_stop[(unsigned char)*p]) p++;
+        p = dec_run(p, end);
         memcpy(o, run, (size_t)(p - run));
         o += p - run;
         if (p >= end) return dec_fail(d, p, "unterminated string");

@@ -46,12 +46,12 @@ local function seed()
   seeded = true
 end
 
-local function hex32bits() return format("%08x", random(0, 0xffffffff)) end
+local MAX32 = 0xffffffff
 
 --- trace.span_id() -> 16 lower-case hex digits, never all zero
 function M.span_id()
   if not seeded then seed() end
-  local id = hex32bits() .. hex32bits()
+  local id = format("%08x%08x", random(0, MAX32), random(0, MAX32))
   if id == "0000000000000000" then return M.span_id() end
   return id
 end
@@ -59,7 +59,7 @@ end
 --- trace.trace_id() -> 32 lower-case hex digits, never all zero
 function M.trace_id()
   if not seeded then seed() end
-  local id = hex32bits() .. hex32bits() .. hex32bits() .. hex32bits()
+  local id = format("%08x%08x%08x%08x", random(0, MAX32), random(0, MAX32), random(0, MAX32), random(0, MAX32))
   if id == "00000000000000000000000000000000" then return M.trace_id() end
   return id
 end
@@ -96,8 +96,11 @@ local Span = {}
 Span.__index = Span
 M.Span = Span
 
--- A span that records nothing, for code running outside a traced request.
-local NOOP = setmetatable({ noop = true }, { __index = function() return function(self) return self end end })
+-- A span that records nothing, for code running outside a traced request: every method is one
+-- shared function returning the span (no closure per call), its duration 0.
+local function noop_self(self) return self end
+local NOOP = setmetatable({ noop = true, duration = function() return 0 end },
+                          { __index = function() return noop_self end })
 M.NOOP = NOOP
 
 --- span:set(key, value) -> span: an attribute (string, number, boolean or array of strings)

@@ -248,6 +248,15 @@ describe("moongate.json", function()
         assert.is_nil(v)
         assert.equal(c[2], err)
       end
+      -- strings are scanned eight bytes at a time: a stop byte at every offset of a word
+      for i = 0, 17 do
+        local pre = string.rep("a", i)
+        assert.equal(pre .. '"' .. pre, json.decode('"' .. pre .. '\\"' .. pre .. '"'))
+        assert.equal(pre, json.decode('"' .. pre .. '"' .. string.rep(" ", 9)))
+        assert.equal(pre .. "\255\127", json.decode('"' .. pre .. '\255\127"'))
+        assert.equal("invalid json at byte " .. (i + 2) .. ": control character in string near byte 0x1f",
+          select(2, json.decode('"' .. pre .. '\31' .. pre .. '"')))
+      end
     end)
 
     it("stops at depth 1000", function()
