@@ -1,6 +1,7 @@
 -- The gateway under test: one OpenAI-compatible provider for completions and one for streams (the
 -- nginx upstream, its base URL from MOONGATE_BENCH_UPSTREAM), the models `bench` and
 -- `bench-stream` routed to them with one attempt. MOONGATE_BENCH_FEATURES picks what is on:
+--   bare   not the gateway: bare.lua relays the request with moongate.http (the floor under it)
 --   off    no edge, trace = false, no access log: the gateway alone
 --   edge   the edge chain as production runs it: auth by a sqlite-backed key (MOONGATE_BENCH_DB),
 --          quota (checked, never hit) and flags (tests/bench/edge/flags.lua)
@@ -9,6 +10,7 @@
 local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") or "."
 local features = os.getenv("MOONGATE_BENCH_FEATURES") or "off"
 local up = os.getenv("MOONGATE_BENCH_UPSTREAM")
+if features == "bare" then return dofile(here .. "/bare.lua") end
 
 local config = {
   providers = {
