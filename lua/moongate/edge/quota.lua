@@ -337,6 +337,19 @@ local function settle_ops(st, usage, prices)
   return ops
 end
 
+-- A store that waits (Redis) is settled by a task of its own: a finally cannot wait. Apart from
+-- finally, so that finally makes no closure (its locals captured would keep it from compiling).
+local function settle_later(stage, q, ops, tenant)
+  moongate.spawn(function()
+    local ok, err = q:settle(ops)
+    if not ok then
+      store_errors:inc(1, "settle")
+      log.warn("quota store unavailable: usage not reconciled", { backend = stage.backend_name, error = tostring(err),
+        tenant = tenant })
+    end
+  end)
+end
+
 function Stage:finally(ctx)
   local st = ctx.quota
   if not st then return end
@@ -346,16 +359,7 @@ function Stage:finally(ctx)
   if #ops == 0 then return end
   local q = self.q
   if not q.waits then return q:settle(ops) end   -- shared memory: no waiting, fit for a finally
-  -- a finally cannot wait: the store is updated by a task of its own
-  local stage = self
-  moongate.spawn(function()
-    local ok, err = q:settle(ops)
-    if not ok then
-      store_errors:inc(1, "settle")
-      log.warn("quota store unavailable: usage not reconciled", { backend = stage.backend_name, error = tostring(err),
-        tenant = st.tenant })
-    end
-  end)
+  settle_later(self, q, ops, st.tenant)
 end
 
 return M
