@@ -4,7 +4,6 @@
 #include "crypto.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <string.h>

@@ -679,26 +679,32 @@ static double opt_seconds(lua_State *L, int idx)
     return luaL_checknumber(L, idx);
 }
 
-/* The url parses and its scheme is http or https; else raises the argument error. The last url
- * that passed is remembered: a gateway calls the same few upstream urls all day, and parsing one
- * costs about as much as the rest of setting the request up. */
-static int check_url(lua_State *L, const char *url)
+/* The url parses and its scheme is http or https; else raises the argument error. The last few
+ * urls that passed are remembered: a gateway calls the same few upstream urls all day, and
+ * parsing one costs about as much as the rest of setting the request up. */
+#define URLS_KEPT 8
+static void check_url(lua_State *L, const char *url)
 {
-    static char last[512];
+    static char kept[URLS_KEPT][512];
+    static int next_slot;
     size_t n = strlen(url);
-    if (n > 0 && n < sizeof last && !memcmp(last, url, n + 1)) return 0;
+    if (n == 0 || n >= sizeof kept[0]) n = 0;   /* not remembered: always parsed */
+    for (int i = 0; n && i < URLS_KEPT; i++)
+        if (!memcmp(kept[i], url, n + 1)) return;
     CURLU *u = curl_url();
-    if (!u) return luaL_error(L, "out of memory");
+    if (!u) luaL_error(L, "out of memory");
     char *scheme = NULL;
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
     if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     int http_scheme = scheme && (!strcmp(scheme, "http") || !strcmp(scheme, "https"));
     curl_free(scheme);
     curl_url_cleanup(u);
-    if (uc != CURLUE_OK) return luaL_argerror(L, 2, lua_pushfstring(L, "invalid url (%s)", curl_url_strerror(uc)));
-    if (!http_scheme) return luaL_argerror(L, 2, "url scheme must be http or https");
-    if (n < sizeof last) memcpy(last, url, n + 1);
-    return 0;
+    if (uc != CURLUE_OK) luaL_argerror(L, 2, lua_pushfstring(L, "invalid url (%s)", curl_url_strerror(uc)));
+    if (!http_scheme) luaL_argerror(L, 2, "url scheme must be http or https");
+    if (n) {
+        memcpy(kept[next_slot], url, n + 1);
+        next_slot = (next_slot + 1) % URLS_KEPT;
+    }
 }
 
 /* _http.request(method, url, header_lines, body|nil, timeout|nil, connect_timeout|nil, stream,
@@ -725,8 +731,7 @@ static int l_request(lua_State *L)
     mg_task *t = mg_task_current(L);
     if (!t) return luaL_error(L, "http.request: not in a task (use moongate.spawn or moongate run)");
 
-    int bad = check_url(L, url);
-    if (bad) return bad;
+    check_url(L, url);
 
     double deadline = mg_task_deadline(t);
     if (timeout == 0 || (deadline > 0 && deadline <= ev_time())) {
