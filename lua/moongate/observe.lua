@@ -48,35 +48,24 @@ local function model_of(ctx)
   return m, (models and models[m] == nil and models["*"] ~= nil) and "*" or m
 end
 
---- observe.finish(ctx): called once the request's task ends (the response is sent or cut).
-function M.finish(ctx)
-  local root = ctx.span
-  local req = ctx.req
-  local status = ctx.res.status or ctx.status or 499   -- no status sent: the client left first
-  local alias, label = model_of(ctx)
+local function spent_of(ctx, alias)
   local u = ctx.usage
-  local tenant = ctx.tenant
+  if u.calls == 0 then return nil end
+  local p = price_of(ctx.gw and ctx.gw.config.prices, ctx.model, alias)
+  return p and ((p.input or 0) * u.prompt_tokens + (p.output or 0) * u.completion_tokens) / PRICE_UNIT
+end
+
+-- The request as its trace tells it: the root span's attributes, and the summary stored with it
+-- (moongate.trace.finish_request calls this only for a trace the store or the collector takes).
+local function describe(ctx, root)
+  local req = ctx.req
+  local status = ctx.res.status or ctx.status or 499
+  local alias = model_of(ctx)
+  local u = ctx.usage
+  local tenant, route = ctx.tenant, ctx.route
   local provider, upstream = ctx.provider, ctx.model
   local tin, tout = u.prompt_tokens, u.completion_tokens
-  local spent
-  if u.calls > 0 then
-    local p = price_of(ctx.gw and ctx.gw.config.prices, upstream, alias)
-    if p then spent = ((p.input or 0) * tin + (p.output or 0) * tout) / PRICE_UNIT end
-  end
-  local route = ctx.route
-  local t = tenant or "-"
-  requests:inc(1, route, t, label, provider or "", status)
-  duration:observe(now() - ctx.t0, route, label)
-  if u.calls > 0 then
-    tokens:inc(tin, t, upstream or "", "input")
-    tokens:inc(tout, t, upstream or "", "output")
-    if spent then cost:inc(spent, t, upstream or "") end
-  end
-  if root.noop then return end
-  local budgets = root.tr.budgets
-  local ob = budgets and budgets.overhead
-  if ob and ctx.overhead and ctx.overhead > ob then trace.overrun(root, "overhead", ctx.overhead, ob) end
-
+  local spent = spent_of(ctx, alias)
   local a = root.attrs or {}
   root.attrs = a
   a["http.request.method"] = req.method
@@ -111,18 +100,39 @@ function M.finish(ctx)
     table.sort(on)
     a["moongate.flags"] = on
   end
-  if status >= 500 and not root.status then root:fail("HTTP " .. status) end
-
   local policy = ctx.policy or {}
-  local info = {
+  return {
     request_id = ctx.id, route = route, tenant = tenant, model = alias, status = status,
     upstream = provider and (provider .. "/" .. (upstream or "")) or nil,
     tokens_in = u.calls > 0 and tin or nil, tokens_out = u.calls > 0 and tout or nil, cost = spent,
     prompt = route == "chat" and req.body or nil, response = ctx.response_text,
     raw = policy.log_raw == true,
-    keep = status >= 500,   -- a failed request is stored even when its trace was not sampled
   }
-  trace.finish_request(root, info)
+end
+
+--- observe.finish(ctx): called once the request's task ends (the response is sent or cut).
+function M.finish(ctx)
+  local root = ctx.span
+  local status = ctx.res.status or ctx.status or 499   -- no status sent: the client left first
+  local alias, label = model_of(ctx)
+  local u = ctx.usage
+  local upstream = ctx.model
+  local route = ctx.route
+  local t = ctx.tenant or "-"
+  requests:inc(1, route, t, label, ctx.provider or "", status)
+  duration:observe(now() - ctx.t0, route, label)
+  if u.calls > 0 then
+    tokens:inc(u.prompt_tokens, t, upstream or "", "input")
+    tokens:inc(u.completion_tokens, t, upstream or "", "output")
+    local spent = spent_of(ctx, alias)
+    if spent then cost:inc(spent, t, upstream or "") end
+  end
+  if root.noop then return end
+  local budgets = root.tr.budgets
+  local ob = budgets and budgets.overhead
+  if ob and ctx.overhead and ctx.overhead > ob then trace.overrun(root, "overhead", ctx.overhead, ob) end
+  if status >= 500 and not root.status then root:fail("HTTP " .. status) end
+  trace.finish_request(root, describe, ctx)
 end
 
 return M

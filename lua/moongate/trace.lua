@@ -232,10 +232,12 @@ end
 local queue, qhead, qtail = {}, 1, 0
 M.queue_length = function() return qtail - qhead + 1 end
 
---- trace.finish_request(root, info): ends the root span and every span left open (the step was
---- cut: the client left, the deadline hit), and queues the trace for the store and exporter.
---- info: what the request was (request id, tenant, route, status, model, usage...), stored with it.
-function M.finish_request(root, info)
+--- trace.finish_request(root, info, arg): ends the root span and every span left open (the step
+--- was cut: the client left, the deadline hit), and queues the trace for the store and exporter
+--- when either takes it (a sampled trace, or a failed request's). info says what the request was
+--- (request id, tenant, route, status, model, usage...): a table, or a function called as
+--- info(arg, root) only for a trace that is kept, so the requests nobody reads cost no more.
+function M.finish_request(root, info, arg)
   if root == NOOP or root.t1 then return end
   local tr = root.tr
   root:finish()
@@ -248,12 +250,14 @@ function M.finish_request(root, info)
     end
   end
   if tr.lost then dropped:inc(tr.lost, "too_many_spans") end
-  tr.info = info
-  if not (tr.sampled or (info and info.keep)) then return end
+  local exp = M.exporter
+  if not (exp and exp.takes(tr, root.status == "error")) then return end
   if qtail - qhead + 1 >= S.queue then
     dropped:inc(tr.n, "queue_full")
     return
   end
+  if type(info) == "function" then info = info(arg, root) end
+  tr.info = info
   qtail = qtail + 1
   queue[qtail] = tr
 end

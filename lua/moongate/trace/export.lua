@@ -90,6 +90,16 @@ local function store_takes(failed)
   return true
 end
 
+--- export.takes(trace, failed) -> whether the store or the collector takes a finished trace (a
+--- sampled one, or a failed request's for the store): decided when the request ends, so a trace
+--- nobody takes is not kept waiting for the loop.
+function M.takes(tr, failed)
+  local to_store = (tr.sampled or failed) and C.store and not store_failed and store_takes(failed) or false
+  local to_export = tr.sampled and C.otlp ~= nil
+  tr.to_store, tr.to_export = to_store, to_export
+  return to_store or to_export
+end
+
 -- ---- one trace -> its OTLP spans, and its store row when kept ---------------------------------
 
 local sha256_hex
@@ -252,15 +262,12 @@ function M.drain()
     local rows = {}
     for i = 1, #batch do
       local tr = batch[i]
-      local info = tr.info
-      local keep = s ~= nil and store_takes(info and info.keep)
-      local export = C.otlp and tr.sampled
       local row
-      if keep then
+      if s and tr.to_store then
         local ok, r = pcall(row_of, tr)
         if ok then row = r; rows[#rows + 1] = r else warn("trace encoding failed", r) end
       end
-      if export then
+      if tr.to_export and C.otlp then
         if pending_spans + tr.n > C.export_queue then
           trace.dropped:inc(tr.n, "exporter_busy")
         else
