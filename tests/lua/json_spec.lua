@@ -259,6 +259,16 @@ describe("moongate.json", function()
       end
     end)
 
+    it("escapes a byte that needs it at every offset of an eight-byte word", function()
+      for i = 0, 17 do
+        local pre = string.rep("a", i)
+        assert.equal('"' .. pre .. '\\"' .. pre .. '"', json.encode(pre .. '"' .. pre))
+        assert.equal('"' .. pre .. '\\\\' .. '"', json.encode(pre .. "\\"))
+        assert.equal('"' .. pre .. '\\u001f~\127"', json.encode(pre .. "\31~\127"))
+        assert.equal('"' .. pre .. 'é\\ufffd' .. pre .. '"', json.encode(pre .. "é\255" .. pre))
+      end
+    end)
+
     it("stops at depth 1000", function()
       assert.is_table(json.decode(string.rep("[", 1000) .. string.rep("]", 1000)))
       local v, err = json.decode(string.rep("[", 1001) .. string.rep("]", 1001))

@@ -113,9 +113,8 @@ local sbuf = buffer.new()
 
 -- The trace's spans, comma-separated OTLP span objects, into buffer b.
 local function put_spans(b, tr)
-  local root, tid = tr[1], tr.id
+  local root = tr[1]
   local trace = require "moongate.trace"
-  if not root.sid then trace.id_of(root) end
   local info = tr.info or {}
   -- prompt and response are kept as hashes; text only where the tenant's policy says so
   if info.prompt or info.response then
@@ -124,12 +123,8 @@ local function put_spans(b, tr)
     a["moongate.prompt.sha256"], a["moongate.response.sha256"] = hash(info.prompt), hash(info.response)
   end
   root.state = tr.state
-  for i = 1, tr.n do
-    local sp = tr[i]
-    if not sp.sid then trace.id_of(sp) end
-    if i > 1 then b:put(",") end
-    otlp.put_span(b, sp, tid, sp.parent and sp.parent.sid or (i == 1 and tr.remote_parent) or nil)
-  end
+  for i = 1, tr.n do trace.id_of(tr[i]) end
+  otlp.put_spans(b, tr, tr.remote_parent)
 end
 
 -- The trace's store row, its spans as a JSON array.
