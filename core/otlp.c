@@ -5,7 +5,8 @@
  *
  * Every span the worker exports passes through here, read straight from the Lua tables
  * moongate.trace records (no intermediate table for a generic encoder), into one reusable
- * buffer: encoding a request's trace is one C call, not a few hundred Lua string operations. */
+ * buffer: encoding a request's trace is one C call, not a few hundred Lua string operations.
+ * Each call returns the length of what it wrote; mg_otlp_text() (FFI) is where it is. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,9 +49,9 @@ static void put(lua_State *L, const char *s, size_t n) {
 }
 #define PUT(L, lit) put(L, lit, sizeof lit - 1)
 
-/* the text so far as a Lua string; a buffer grown by a huge trace is given back */
-static void push_out(lua_State *L) {
-    lua_pushlstring(L, out.p, out.n);
+/* A new text: the last one was read (through mg_otlp_text); a buffer grown by a huge trace is
+ * given back. */
+static void reset(void) {
     out.n = 0;
     if (out.cap > (1u << 20)) {
         free(out.p);
@@ -58,6 +59,10 @@ static void push_out(lua_State *L) {
         out.cap = 0;
     }
 }
+
+/* The text the last span/spans/attributes call wrote (its length is what the call returned):
+ * copied by the Lua side straight into its string.buffer, so no Lua string is made of it. */
+MG_API const char *mg_otlp_text(void) { return out.p; }
 
 static void put_string(lua_State *L, const char *s, size_t n) {
     need(L, n * 6 + 2);
@@ -289,19 +294,19 @@ static void put_span(lua_State *L, int sp, const char *tid, size_t tid_n, const 
     }
 }
 
-/* span(span, trace_id, parent_id?) -> one Span object   [-3, +1, e] */
+/* span(span, trace_id, parent_id?) -> length of one Span object   [-3, +1, e] */
 static int l_span(lua_State *L) {
     size_t tn, pn = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *tid = luaL_checklstring(L, 2, &tn);
     const char *pid = luaL_optlstring(L, 3, NULL, &pn);
-    out.n = 0;
+    reset();
     put_span(L, 1, tid, tn, pid, pn);
-    push_out(L);
+    lua_pushinteger(L, (lua_Integer)out.n);
     return 1;
 }
 
-/* spans(trace, trace_id, remote_parent?) -> the trace's spans trace[1..trace.n], comma-separated
+/* spans(trace, trace_id, remote_parent?) -> length of the trace's spans trace[1..trace.n], comma-separated
  * Span objects; each span's parent is its parent span's id, the root's the caller's span id.
  * [-3, +1, e] */
 static int l_spans(lua_State *L) {
@@ -310,7 +315,7 @@ static int l_spans(lua_State *L) {
     const char *tid = luaL_checklstring(L, 2, &tn);
     const char *remote = luaL_optlstring(L, 3, NULL, &rn);
     int count = (int)num_field(L, 1, K_N, 0);
-    out.n = 0;
+    reset();
     for (int i = 1; i <= count; i++) {
         lua_rawgeti(L, 1, i);
         int sp = lua_gettop(L);
@@ -327,15 +332,15 @@ static int l_spans(lua_State *L) {
         put_span(L, sp, tid, tn, pid, pn); /* the parent's id stays on the stack while it is used */
         lua_settop(L, sp - 1);
     }
-    push_out(L);
+    lua_pushinteger(L, (lua_Integer)out.n);
     return 1;
 }
 
-/* attributes(t) -> the KeyValue list of a table of attributes   [-1, +1, e] */
+/* attributes(t) -> length of the KeyValue list of a table of attributes   [-1, +1, e] */
 static int l_attributes(lua_State *L) {
-    out.n = 0;
+    reset();
     put_attributes(L, 1);
-    push_out(L);
+    lua_pushinteger(L, (lua_Integer)out.n);
     return 1;
 }
 

@@ -7,6 +7,10 @@
 local buffer = require "string.buffer"
 local json = require "moongate.json"
 local core = require "moongate._otlp"
+local ffi = require "ffi"
+
+pcall(ffi.cdef, "const char *mg_otlp_text(void);")
+local C = ffi.C
 
 local M = {}
 
@@ -19,16 +23,22 @@ function M.nanos(t)
   return format("%.0f000", floor(t * 1e6 + 0.5))
 end
 
+-- the n bytes the encoder just wrote, copied into buffer b (no Lua string is made of them)
+local function emit(b, n)
+  ffi.copy(b:reserve(n), C.mg_otlp_text(), n)
+  b:commit(n)
+end
+
 --- otlp.put_attributes(buffer, table): the KeyValue list
-function M.put_attributes(b, t) b:put(core.attributes(t)) end
+function M.put_attributes(b, t) emit(b, core.attributes(t)) end
 
 --- otlp.put_span(buffer, span, trace id, parent id): one Span object. span is a moongate.trace
 --- span with its id drawn (sid); parent is its parent's sid or the caller's span id.
-function M.put_span(b, sp, trace_id, parent_id) b:put(core.span(sp, trace_id, parent_id)) end
+function M.put_span(b, sp, trace_id, parent_id) emit(b, core.span(sp, trace_id, parent_id)) end
 
 --- otlp.put_spans(buffer, trace, remote parent id?): a trace's spans (every span's id drawn),
 --- comma-separated Span objects, each the child of its parent span (the root of the caller's).
-function M.put_spans(b, tr, remote_parent) b:put(core.spans(tr, tr.id, remote_parent)) end
+function M.put_spans(b, tr, remote_parent) emit(b, core.spans(tr, tr.id, remote_parent)) end
 
 --- otlp.put_request_head(buffer, resource attrs, scope version): an ExportTraceServiceRequest up
 --- to its spans' list; the spans' objects follow, comma-separated, then otlp.REQUEST_TAIL.
