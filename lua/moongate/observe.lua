@@ -66,45 +66,35 @@ local function describe(ctx, root)
   local provider, upstream = ctx.provider, ctx.model
   local tin, tout = u.prompt_tokens, u.completion_tokens
   local spent = spent_of(ctx, alias)
-  local a = root.attrs or {}
-  root.attrs = a
-  a["http.request.method"] = req.method
-  a["url.path"] = req.path
-  a["http.route"] = ctx.route_path
-  a["http.response.status_code"] = status
-  a["moongate.request_id"] = ctx.id
-  a["moongate.route"] = route
-  local remote = req.remote
-  if remote then
-    local host, port = remote:match("^%[?(.-)%]?:(%d+)$")
-    a["client.address"] = host or remote
-    if port then a["client.port"] = tonumber(port) end
-  end
-  local ua = req.headers["user-agent"]
-  if ua then a["user_agent.original"] = ua end
-  if tenant then a["moongate.tenant"] = tenant end
-  if alias then a["gen_ai.request.model"] = alias end
-  if upstream then a["gen_ai.response.model"] = upstream end
-  if provider then a["gen_ai.provider.name"] = provider end
-  if u.calls > 0 then
-    a["gen_ai.usage.input_tokens"] = tin
-    a["gen_ai.usage.output_tokens"] = tout
-    if spent then a["moongate.cost"] = spent end
-  end
-  if ctx.redactions and ctx.redactions > 0 then a["moongate.redactions"] = ctx.redactions end
-  if ctx.refused then a["moongate.safety.refused"] = ctx.refused end
-  local flags = rawget(ctx, "flags")
+  local remote, host, port = req.remote, nil, nil
+  if remote then host, port = remote:match("^%[?(.-)%]?:(%d+)$") end
+  local calls = u.calls > 0
+  local on, flags = nil, rawget(ctx, "flags")
   if type(flags) == "table" then
-    local on = {}
+    on = {}
     for name, v in pairs(flags) do if v then on[#on + 1] = name end end
     table.sort(on)
-    a["moongate.flags"] = on
   end
+  -- one constructor: the table is made at its size, not grown key by key
+  local a = {
+    ["http.request.method"] = req.method, ["url.path"] = req.path, ["http.route"] = ctx.route_path,
+    ["http.response.status_code"] = status, ["moongate.request_id"] = ctx.id, ["moongate.route"] = route,
+    ["client.address"] = host or remote, ["client.port"] = port and tonumber(port),
+    ["user_agent.original"] = req.headers["user-agent"], ["moongate.tenant"] = tenant,
+    ["gen_ai.request.model"] = alias, ["gen_ai.response.model"] = upstream, ["gen_ai.provider.name"] = provider,
+    ["gen_ai.usage.input_tokens"] = calls and tin or nil, ["gen_ai.usage.output_tokens"] = calls and tout or nil,
+    ["moongate.cost"] = spent, ["moongate.flags"] = on,
+    ["moongate.redactions"] = (ctx.redactions or 0) > 0 and ctx.redactions or nil,
+    ["moongate.safety.refused"] = ctx.refused,
+  }
+  local set = root.attrs   -- what the request's own steps set on it (a cache hit...)
+  if set then for k, v in pairs(set) do a[k] = v end end
+  root.attrs = a
   local policy = ctx.policy or {}
   return {
     request_id = ctx.id, route = route, tenant = tenant, model = alias, status = status,
     upstream = provider and (provider .. "/" .. (upstream or "")) or nil,
-    tokens_in = u.calls > 0 and tin or nil, tokens_out = u.calls > 0 and tout or nil, cost = spent,
+    tokens_in = calls and tin or nil, tokens_out = calls and tout or nil, cost = spent,
     prompt = route == "chat" and req.body or nil, response = ctx.response_text,
     raw = policy.log_raw == true,
   }

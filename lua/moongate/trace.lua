@@ -13,6 +13,7 @@ local M = {}
 
 local now, context = moongate.now, moongate.context
 local random, format, setmetatable = math.random, string.format, setmetatable
+local new_tab = require "table.new"
 
 M.INTERNAL, M.SERVER, M.CLIENT = 1, 2, 3   -- OTLP span kinds
 
@@ -213,12 +214,13 @@ function M.request(req, name)
   if not S.enabled then return NOOP end
   local h = req.headers
   local tid, psid, sampled = M.parse_traceparent(h.traceparent)
-  local tr
+  local tr = new_tab(4, 8)   -- at the size a request's trace reaches: no rehash as it grows
+  tr.n = 1
   if tid then
-    tr = { id = tid, remote_parent = psid, sampled = sampled, state = h.tracestate, n = 1 }
+    tr.id, tr.remote_parent, tr.sampled, tr.state = tid, psid, sampled, h.tracestate
   else
     if not seeded then seed() end
-    tr = { id = M.trace_id(), sampled = S.sample >= 1 or random() < S.sample, n = 1 }
+    tr.id, tr.sampled = M.trace_id(), S.sample >= 1 or random() < S.sample
   end
   local root = setmetatable({ name = name, tr = tr, t0 = req.start or now(), kind = M.SERVER,
                               step = "request" }, Span)

@@ -74,9 +74,10 @@ local function attempt_span(creq, tier, n, budget, op)
   local model = tier.model or creq.model
   local sp = trace.start(op .. " " .. model, nil, trace.CLIENT, "upstream")
   if sp.noop then return sp end
-  sp:set("gen_ai.operation.name", op):set("gen_ai.provider.name", tier.provider)
-    :set("gen_ai.request.model", model):set("moongate.attempt", n)
-    :set("moongate.timeout_ms", math.floor(budget * 1000 + 0.5))
+  -- made at the size it reaches when the attempt ends (usage and response model are set then)
+  sp.attrs = { ["gen_ai.operation.name"] = op, ["gen_ai.provider.name"] = tier.provider,
+               ["gen_ai.request.model"] = model, ["moongate.attempt"] = n,
+               ["moongate.timeout_ms"] = math.floor(budget * 1000 + 0.5) }
   local fh = creq.forward_headers
   if not fh then fh = {}; creq.forward_headers = fh end
   fh.traceparent = trace.traceparent(sp)
