@@ -3,9 +3,10 @@
 -- off the request path, to the trace store and an OTLP/HTTP collector.
 --
 -- On the request path a span is a small Lua table: no ids are drawn, nothing is encoded, nothing
--- is written. When the request ends its trace goes into a bounded queue; a background task of
--- the worker (moongate.trace.export) encodes it, stores it and exports it. A full queue drops the
--- trace and counts it; the request never waits for either.
+-- is written. When the request has been answered, a trace the collector takes is encoded into
+-- the export buffer (moongate.trace.export) and one the store takes goes into a bounded queue; a
+-- background task of the worker writes the store and posts the buffer. A full queue or buffer
+-- drops the trace and counts it; the request never waits for either.
 local moongate = require "moongate"
 local metrics = require "moongate.metrics"
 
@@ -254,12 +255,13 @@ function M.finish_request(root, info, arg)
   if tr.lost then dropped:inc(tr.lost, "too_many_spans") end
   local exp = M.exporter
   if not (exp and exp.takes(tr, root.status == "error")) then return end
+  if type(info) == "function" then info = info(arg, root) end
+  tr.info = info
+  if not exp.submit(tr) then return end   -- the collector's spans are encoded now; the store's wait
   if qtail - qhead + 1 >= S.queue then
     dropped:inc(tr.n, "queue_full")
     return
   end
-  if type(info) == "function" then info = info(arg, root) end
-  tr.info = info
   qtail = qtail + 1
   queue[qtail] = tr
 end

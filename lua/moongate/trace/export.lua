@@ -1,13 +1,14 @@
--- moongate.trace.export: the worker's background task that takes finished traces from
--- moongate.trace's queue, draws their ids, encodes them once as OTLP JSON, writes some of them to
--- the trace store and posts the sampled ones to the collector.
+-- moongate.trace.export: where finished traces go. A trace the collector takes is encoded as
+-- OTLP JSON into the export buffer when its request has been answered (submit); one the store
+-- takes waits in moongate.trace's queue for the worker's background task, which writes it to the
+-- trace store and posts the export buffer to the collector.
 --
 -- Like OpenTelemetry's batch span processor: encoded spans wait in a bounded buffer while one
 -- export is in flight, the next export takes everything that waited, and spans that find the
 -- buffer full (the collector is slow or down) are dropped and counted. The store keeps up to
 -- store_rate traces a second per worker (and as many failed requests again), so writing it never
--- costs more than a small, fixed share of the worker. Work is done in small batches with a yield
--- between them, so the requests being served wait for one batch at most.
+-- costs more than a small, fixed share of the worker. Its rows are written in small batches with
+-- a yield between them, so the requests being served wait for one batch at most.
 local buffer = require "string.buffer"
 local moongate = require "moongate"
 local json = require "moongate.json"
@@ -92,7 +93,7 @@ end
 
 --- export.takes(trace, failed) -> whether the store or the collector takes a finished trace (a
 --- sampled one, or a failed request's for the store): decided when the request ends, so a trace
---- nobody takes is not kept waiting for the loop.
+--- nobody takes is not kept waiting for the loop. export.submit(trace) follows for one taken.
 function M.takes(tr, failed)
   local to_store = (tr.sampled or failed) and C.store and not store_failed and store_takes(failed) or false
   local to_export = tr.sampled and C.otlp ~= nil
@@ -175,30 +176,33 @@ local function open_chunk()
   local i = #chunks
   if #chunks[i] > CHUNK then
     i = i + 1
-    chunks[i], chunk_spans[i] = buffer.new(), 0
+    chunks[i], chunk_spans[i] = table.remove(spare) or buffer.new(), 0
   end
   local b = chunks[i]
   if #b == 0 then otlp.put_request_head(b, resource(), moongate.version) else b:put(",") end
   return b, i
 end
 
--- Queue a trace's spans for the collector: encoded straight into the chunk, or its store row's
--- text when it has one.
-local function pend(tr, row)
+-- Queue a trace's spans for the collector: encoded straight into the chunk.
+local function pend(tr)
   local b, i = open_chunk()
-  if row then b:put(row.spans:sub(2, -2)) else put_spans(b, tr) end
+  put_spans(b, tr)
   chunk_spans[i] = chunk_spans[i] + tr.n
   pending_spans = pending_spans + tr.n
 end
 
--- the oldest chunk's request body and span count, removed from the queue
+-- the oldest chunk's request body and span count, removed from the queue (its buffer is kept
+-- for a later chunk: grown once, not again for every chunk)
+local spare = {}
 local function next_chunk()
   local b, n = chunks[1], chunk_spans[1]
   local text = b:put(otlp.REQUEST_TAIL):tostring()
+  b:reset()
   if #chunks > 1 then
     table.remove(chunks, 1); table.remove(chunk_spans, 1)
+    spare[#spare + 1] = b
   else
-    b:reset(); chunk_spans[1] = 0
+    chunk_spans[1] = 0
   end
   pending_spans = pending_spans - n
   return text, n
@@ -246,8 +250,24 @@ local function open_store()
   return store
 end
 
---- export.drain(): encode, store and hand to the exporter everything queued now (the loop's
---- work; shutdown)
+--- export.submit(trace) -> whether it waits in the queue for the store: a trace the collector
+--- takes is encoded into the export buffer now, when its request ends (its tables are garbage
+--- at once instead of living until the next loop tick), or dropped and counted when the
+--- collector is that far behind.
+function M.submit(tr)
+  if tr.to_export and C.otlp then
+    if pending_spans + tr.n > C.export_queue then
+      require("moongate.trace").dropped:inc(tr.n, "exporter_busy")
+    else
+      local ok, err = pcall(pend, tr)
+      if not ok then warn("trace encoding failed", err) end
+    end
+  end
+  return tr.to_store
+end
+
+--- export.drain(): write what waits for the store, and post what waits for the collector (the
+--- loop's work; shutdown)
 function M.drain()
   local trace = require "moongate.trace"
   local s = open_store()
@@ -257,18 +277,9 @@ function M.drain()
     local rows = {}
     for i = 1, #batch do
       local tr = batch[i]
-      local row
-      if s and tr.to_store then
+      if s then
         local ok, r = pcall(row_of, tr)
-        if ok then row = r; rows[#rows + 1] = r else warn("trace encoding failed", r) end
-      end
-      if tr.to_export and C.otlp then
-        if pending_spans + tr.n > C.export_queue then
-          trace.dropped:inc(tr.n, "exporter_busy")
-        else
-          local ok, err = pcall(pend, tr, row)
-          if not ok then warn("trace encoding failed", err) end
-        end
+        if ok then rows[#rows + 1] = r else warn("trace encoding failed", r) end
       end
     end
     if #rows > 0 then
