@@ -7,6 +7,7 @@ local C = ffi.C
 local type, pairs, tostring, error, setmetatable = type, pairs, tostring, error, setmetatable
 local math_floor = math.floor
 local concat = table.concat
+local find = string.find
 
 local M = {}
 
@@ -68,7 +69,10 @@ local function header_lines(headers, has_body)
       elseif tv ~= "string" then
         bad("header " .. name .. " must be a string or a number", 4)
       end
-      if value:find("[\r\n%z]") then bad("header " .. name .. " holds CR, LF or NUL", 4) end
+      -- three plain searches: compiled, where a character class runs the pattern matcher per byte
+      if find(value, "\n", 1, true) or find(value, "\r", 1, true) or find(value, "\0", 1, true) then
+        bad("header " .. name .. " holds CR, LF or NUL", 4)
+      end
       if lname == "content-length" or lname == "transfer-encoding" or lname == "host" then
         bad("header " .. name .. " is set by the client itself", 4)
       end
