@@ -33,6 +33,33 @@ describe("moongate.trace", function()
     end
   end)
 
+  it("keeps only the traces the store or the collector takes, and describes only those", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(trace.configure({ sample = 0, store = dir .. "-traces.db", store_rate = 1000 }))
+    local described = {}
+    local function describe(id) described[#described + 1] = id; return { request_id = id } end
+    local n0 = trace.queue_length()
+    -- not sampled and answered: dropped when it ends, never described
+    local root = trace.request({ headers = {} }, "POST /v1/chat/completions")
+    trace.start("route"):finish()
+    trace.finish_request(root, describe, "ok-1")
+    assert.equal(n0, trace.queue_length())
+    -- not sampled but failed: kept for the store
+    root = trace.request({ headers = {} }, "POST /v1/chat/completions")
+    root:fail("HTTP 502")
+    trace.finish_request(root, describe, "failed-1")
+    assert.equal(n0 + 1, trace.queue_length())
+    assert.same({ "failed-1" }, described)
+    -- a caller's sampled trace, with no collector configured: the store takes it
+    root = trace.request({ headers = { traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" } }, "x")
+    trace.finish_request(root, describe, "sampled-1")
+    assert.equal(n0 + 2, trace.queue_length())
+    assert.same({ "failed-1", "sampled-1" }, described)
+    trace.take(1000)
+    for _, suffix in ipairs{ "", "-wal", "-shm" } do os.remove(dir .. "-traces.db" .. suffix) end
+  end)
+
   it("gives a no-op span outside a traced request", function()
     local sp = trace.start("anything", { a = 1 })
     assert.is_true(sp.noop)
