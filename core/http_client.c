@@ -707,7 +707,21 @@ static void check_url(lua_State *L, const char *url)
     }
 }
 
-/* _http.request(method, url, header_lines, body|nil, timeout|nil, connect_timeout|nil, stream,
+/* A request body given by pointer rather than as a Lua string (a string.buffer's contents, through
+ * the FFI: mg_http_stage_body), for the _http.request call that follows at once with body = true,
+ * which copies it: a large body is not made a Lua string only to be copied again. */
+static struct {
+    const char *p;
+    size_t n;
+} staged;
+
+MG_API void mg_http_stage_body(const char *p, size_t n)
+{
+    staged.p = p;
+    staged.n = n;
+}
+
+/* _http.request(method, url, header_lines, body|true|nil, timeout|nil, connect_timeout|nil, stream,
  *               max_redirects, max_body, stream_buffer, ca_file|nil, insecure, decompress)
  *   -> status, headers, body, info | status, headers, stream, info | nil, err, detail   [-0, +4, y]
  * Arguments are validated by lua/moongate/http.lua; this checks only what keeps C safe. */
@@ -717,7 +731,14 @@ static int l_request(lua_State *L)
     const char *url = luaL_checkstring(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
     size_t body_len = 0;
-    const char *body = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &body_len);
+    const char *body = NULL;
+    if (lua_type(L, 4) == LUA_TBOOLEAN) { /* the staged body, taken once */
+        body = staged.p, body_len = staged.n;
+        staged.p = NULL, staged.n = 0;
+        if (!body) return luaL_error(L, "http.request: no staged body");
+    } else if (!lua_isnoneornil(L, 4)) {
+        body = luaL_checklstring(L, 4, &body_len);
+    }
     double timeout = opt_seconds(L, 5);
     double connect_timeout = opt_seconds(L, 6);
     int stream = lua_toboolean(L, 7);

@@ -8,6 +8,7 @@ local type, pairs, tostring, error, setmetatable = type, pairs, tostring, error,
 local math_floor = math.floor
 local concat = table.concat
 local find = string.find
+local BUFFER_MT = getmetatable(require("string.buffer").new())
 
 local M = {}
 
@@ -141,7 +142,9 @@ function M.request(opts)
     bad("method must be an upper-case HTTP method such as \"GET\"")
   end
   local body = opts.body
-  if body ~= nil and type(body) ~= "string" then bad("body must be a string") end
+  if body ~= nil and type(body) ~= "string" and getmetatable(body) ~= BUFFER_MT then
+    bad("body must be a string or a string.buffer")
+  end
   if body == nil and (method == "POST" or method == "PUT" or method == "PATCH") then body = "" end
   if body ~= nil and method == "HEAD" then bad("HEAD cannot carry a body") end
   local stream = opts.stream
@@ -158,7 +161,18 @@ function M.request(opts)
   local decompress = opts.decompress
   if decompress ~= nil and type(decompress) ~= "boolean" then bad("decompress must be a boolean") end
 
-  local status, headers, b, info = core.request(method, url, header_lines(opts.headers, body ~= nil),
+  local lines = header_lines(opts.headers, body ~= nil)
+  if body ~= nil and type(body) ~= "string" then
+    -- a string.buffer: its bytes are handed over by pointer and copied by the client at once
+    local p, n = body:ref()
+    if n == 0 then
+      body = ""
+    else
+      C.mg_http_stage_body(p, n)
+      body = true
+    end
+  end
+  local status, headers, b, info = core.request(method, url, lines,
     body, timeout, connect_timeout, stream, redirects, max_body, buffer, ca_file, insecure,
     decompress)
   if not status then
@@ -192,6 +206,7 @@ M.stats = core.stats
 -- pcall: a second require after package.loaded was cleared must not fail on a cdef repeat
 pcall(ffi.cdef, [[
 int mg_http_configure(long max_host_connections, long max_connections, long max_idle);
+void mg_http_stage_body(const char *p, size_t n);
 ]])
 
 local LIMITS = { max_host_connections = 0, max_connections = 0, max_idle = 0 }

@@ -164,11 +164,12 @@ local function resource()
 end
 
 -- Encoded spans waiting for the collector, in chunks of about CHUNK bytes, each already the whole
--- request body but for its tail: one export posts one chunk, built in place (no copies of the
--- spans' text into a second body), so no request waits behind building (or collecting the
--- garbage of) a huge body.
+-- request body but for its tail: one export posts one chunk, straight from its buffer (no Lua
+-- string is made of it), so no request waits behind building (or collecting the garbage of) a
+-- huge body.
 local CHUNK = 256 * 1024
 local chunks, chunk_spans, pending_spans = { buffer.new() }, { 0 }, 0
+local spare, SPARE = {}, 2   -- posted chunks' buffers, kept for later chunks: grown once, not each time
 
 -- the chunk the next trace's spans go into: its request head written when it is new, a comma
 -- when it has spans already
@@ -191,21 +192,18 @@ local function pend(tr)
   pending_spans = pending_spans + tr.n
 end
 
--- the oldest chunk's request body and span count, removed from the queue (its buffer is kept
--- for a later chunk: grown once, not again for every chunk)
-local spare = {}
+-- the oldest chunk, its request body complete, and its span count, taken off the queue (a new
+-- chunk opens when it was the only one; spans keep arriving while it is posted)
 local function next_chunk()
-  local b, n = chunks[1], chunk_spans[1]
-  local text = b:put(otlp.REQUEST_TAIL):tostring()
-  b:reset()
-  if #chunks > 1 then
-    table.remove(chunks, 1); table.remove(chunk_spans, 1)
-    spare[#spare + 1] = b
-  else
-    chunk_spans[1] = 0
-  end
+  local b, n = table.remove(chunks, 1), table.remove(chunk_spans, 1)
+  if #chunks == 0 then chunks[1], chunk_spans[1] = table.remove(spare) or buffer.new(), 0 end
   pending_spans = pending_spans - n
-  return text, n
+  return b:put(otlp.REQUEST_TAIL), n
+end
+
+local function recycle(b)
+  b:reset()
+  if #spare < SPARE then spare[#spare + 1] = b end
 end
 
 local function post(body, nspans)
@@ -228,9 +226,10 @@ local function send()
   in_flight = true
   moongate.spawn(function()
     while pending_spans > 0 do
-      local body, n = next_chunk()
+      local body, n = next_chunk()   -- a string.buffer: the client copies its bytes, no string is made
       local ok, err = pcall(post, body, n)
       if not ok then warn("trace export failed", err) end
+      recycle(body)
     end
     in_flight = false
   end)
