@@ -88,7 +88,7 @@ local function describe(ctx, root)
     ["moongate.safety.refused"] = ctx.refused,
   }
   local set = root.attrs   -- what the request's own steps set on it (a cache hit...)
-  if set then for k, v in pairs(set) do a[k] = v end end
+  if set then for k, v in pairs(set) do if a[k] == nil then a[k] = v end end end
   root.attrs = a
   local policy = ctx.policy or {}
   return {

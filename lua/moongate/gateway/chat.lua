@@ -431,16 +431,21 @@ end
 
 -- The routing decision on the route span: the policy's version, the tiers in order, and why.
 local function route_attrs(sp, pversion, pok, plan, perr)
-  sp:set("moongate.route.version", pversion)
-  if not pok then sp:fail(plan); return end
-  if type(plan) ~= "table" then sp:set("moongate.route.refused", tostring(perr)); return end
+  if not pok then sp:set("moongate.route.version", pversion):fail(plan); return end
+  if type(plan) ~= "table" then
+    sp:set("moongate.route.version", pversion):set("moongate.route.refused", tostring(perr))
+    return
+  end
   local tiers = {}
   for i, t in ipairs(type(plan.tiers) == "table" and plan.tiers or {}) do
     tiers[i] = tostring(t.provider) .. "/" .. tostring(t.model or "")
   end
-  sp:set("moongate.route.tiers", tiers)
-  if plan.reason then sp:set("moongate.route.reason", plan.reason) end
-  if plan.triage then sp:set("moongate.route.triage", plan.triage) end
+  -- one constructor (made at its size), then what the policy's own code set on the span
+  local a = { ["moongate.route.version"] = pversion, ["moongate.route.tiers"] = tiers,
+              ["moongate.route.reason"] = plan.reason, ["moongate.route.triage"] = plan.triage }
+  local set = sp.attrs
+  if set then for k, v in pairs(set) do if a[k] == nil then a[k] = v end end end
+  sp.attrs = a
 end
 
 --- call_with_policy(gw, doc, name, policy, tenant) -> result, info | nil, failure: one non-streamed
