@@ -182,11 +182,13 @@ describe("tokenizer under the JIT", function()
     local texts = { "hello world", "Über 9000 naïve tokens", "x = f(y) + 1\n" }
     local total = 0
     local log = jit_check.trace_log(function()
-      for i = 1, 600 do
+      -- long enough for the loop to compile even when the JIT first tries (and gives up on) a
+      -- trace from inside count: which of the two gets hot first varies from run to run
+      for i = 1, 3000 do
         total = total + tokenizer.count(texts[i % 3 + 1], "cl100k_base")
       end
     end)
-    assert.are.equal(200 * (2 + 8 + 9), total) -- the three texts count 2, 8 and 9
+    assert.are.equal(1000 * (2 + 8 + 9), total) -- the three texts count 2, 8 and 9
     assert.matches("tokenizer_spec.lua:%d+ loop%]", log)
     assert.is_nil(log:find("NYI", 1, true), log)
     assert.is_nil(log:find("stitch", 1, true), log)
