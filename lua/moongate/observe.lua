@@ -48,6 +48,9 @@ local function model_of(ctx)
   return m, (models and models[m] == nil and models["*"] ~= nil) and "*" or m
 end
 
+-- the status the client got (499: none was sent, the client left first)
+local function status_of(ctx) return ctx.res.status or ctx.status or 499 end
+
 local function spent_of(ctx, alias)
   local u = ctx.usage
   if u.calls == 0 then return nil end
@@ -59,7 +62,7 @@ end
 -- (moongate.trace.finish_request calls this only for a trace the store or the collector takes).
 local function describe(ctx, root)
   local req = ctx.req
-  local status = ctx.res.status or ctx.status or 499
+  local status = status_of(ctx)
   local alias = model_of(ctx)
   local u = ctx.usage
   local tenant, route = ctx.tenant, ctx.route
@@ -75,8 +78,8 @@ local function describe(ctx, root)
     for name, v in pairs(flags) do if v then on[#on + 1] = name end end
     table.sort(on)
   end
-  -- one constructor: the table is made at its size, not grown key by key
-  local a = {
+  -- with what the request's own steps set on the root (a cache hit...)
+  root:set_all{
     ["http.request.method"] = req.method, ["url.path"] = req.path, ["http.route"] = ctx.route_path,
     ["http.response.status_code"] = status, ["moongate.request_id"] = ctx.id, ["moongate.route"] = route,
     ["client.address"] = host or remote, ["client.port"] = port and tonumber(port),
@@ -87,9 +90,6 @@ local function describe(ctx, root)
     ["moongate.redactions"] = (ctx.redactions or 0) > 0 and ctx.redactions or nil,
     ["moongate.safety.refused"] = ctx.refused,
   }
-  local set = root.attrs   -- what the request's own steps set on it (a cache hit...)
-  if set then for k, v in pairs(set) do if a[k] == nil then a[k] = v end end end
-  root.attrs = a
   local policy = ctx.policy or {}
   return {
     request_id = ctx.id, route = route, tenant = tenant, model = alias, status = status,
@@ -103,7 +103,7 @@ end
 --- observe.finish(ctx): called once the request's task ends (the response is sent or cut).
 function M.finish(ctx)
   local root = ctx.span
-  local status = ctx.res.status or ctx.status or 499   -- no status sent: the client left first
+  local status = status_of(ctx)
   local alias, label = model_of(ctx)
   local u = ctx.usage
   local upstream = ctx.model

@@ -113,6 +113,15 @@ function Span:set(k, v)
   return self
 end
 
+--- span:set_all(t) -> span: t becomes the span's attributes, keeping what was set before under
+--- names t does not have (t is made at its size by one constructor: no rehash as it fills)
+function Span:set_all(t)
+  local had = self.attrs
+  if had then for k, v in pairs(had) do if t[k] == nil then t[k] = v end end end
+  self.attrs = t
+  return self
+end
+
 --- span:event(name, attrs?) -> span: a point in time within the span
 function Span:event(name, attrs)
   local e = self.events

@@ -440,12 +440,9 @@ local function route_attrs(sp, pversion, pok, plan, perr)
   for i, t in ipairs(type(plan.tiers) == "table" and plan.tiers or {}) do
     tiers[i] = tostring(t.provider) .. "/" .. tostring(t.model or "")
   end
-  -- one constructor (made at its size), then what the policy's own code set on the span
-  local a = { ["moongate.route.version"] = pversion, ["moongate.route.tiers"] = tiers,
+  -- with what the policy's own code set on the span
+  sp:set_all{ ["moongate.route.version"] = pversion, ["moongate.route.tiers"] = tiers,
               ["moongate.route.reason"] = plan.reason, ["moongate.route.triage"] = plan.triage }
-  local set = sp.attrs
-  if set then for k, v in pairs(set) do if a[k] == nil then a[k] = v end end end
-  sp.attrs = a
 end
 
 --- call_with_policy(gw, doc, name, policy, tenant) -> result, info | nil, failure: one non-streamed
