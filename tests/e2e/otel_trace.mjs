@@ -108,13 +108,13 @@ after(async () => {
   await col.close().catch(() => {});
 });
 
-// One traced call: the client's span, its headers injected by the W3C propagator.
-async function tracedCall(headers = {}) {
+// One traced call (to gateway g): the client's span, its headers injected by the W3C propagator.
+async function tracedCall(headers = {}, g = gw) {
   const span = tracer.startSpan("client call", { kind: api.SpanKind.CLIENT });
   const carrier = {};
   new W3CTraceContextPropagator().inject(api.trace.setSpan(api.context.active(), span), carrier,
     api.defaultTextMapSetter);
-  const r = await chat(gw, Q, { ...carrier, ...headers });
+  const r = await chat(g, Q, { ...carrier, ...headers });
   span.end();
   return { r, ctx: span.spanContext(), carrier };
 }
@@ -176,6 +176,20 @@ test("the exported OTLP JSON decodes against the official protobuf definitions",
     const res = Object.fromEntries(back.resourceSpans[0].resource.attributes.map((a) => [a.key, a.value.stringValue]));
     assert.equal(res["service.name"], "moongate-e2e");
     assert.equal(back.resourceSpans[0].scopeSpans[0].scope.name, "moongate");
+  }
+});
+
+test("with the trace store off, spans still reach the collector", async () => {
+  const noStore = await startGateway(writeConfig("otel-nostore.lua", CONFIG.replace('store = os.getenv("STORE")', "store = false")), {
+    MOCK_PRIMARY: primary.url, MOCK_SECONDARY: secondary.url, COLLECTOR: `http://127.0.0.1:${colPort}/v1/traces`,
+  });
+  try {
+    const { r, ctx } = await tracedCall({}, noStore);
+    assert.equal(r.status, 200);
+    const spans = await spansOf(ctx.traceId, 3);
+    assert.deepEqual(spans.map((s) => s.name).sort(), ["POST /v1/chat/completions", "chat m1", "route"]);
+  } finally {
+    await stopAll(noStore);
   }
 });
 

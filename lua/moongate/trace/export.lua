@@ -269,6 +269,7 @@ end
 --- loop's work; shutdown)
 function M.drain()
   local trace = require "moongate.trace"
+  send()   -- its own task: the post runs while the store is written
   local s = open_store()
   while true do
     local batch = trace.take(C.batch)
@@ -285,7 +286,6 @@ function M.drain()
       local ok, err = pcall(s.insert, s, rows)
       if ok and err then stored:inc(#rows) else warn("trace store write failed", err) end
     end
-    send()
     moongate.yield()
   end
   local t = moongate.now()
