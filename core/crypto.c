@@ -11,10 +11,22 @@
 
 #define SHA256_BLOCK 64
 
+/* SHA-256, fetched from the provider once per thread: OpenSSL 3 looks a digest named by
+ * EVP_sha256() up again on every init, which costs more than hashing a short prompt. */
+static const EVP_MD *sha256_md(void)
+{
+    static _Thread_local EVP_MD *md;
+    if (!md) md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    return md;
+}
+
 int mg_crypto_sha256(const void *data, size_t len, uint8_t *out, const char **err)
 {
+    static _Thread_local EVP_MD_CTX *ctx;
     unsigned int n = 0;
-    if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) || n != MG_SHA256_LEN) {
+    const EVP_MD *md = sha256_md();
+    if (!md || (!ctx && !(ctx = EVP_MD_CTX_new())) || !EVP_DigestInit_ex2(ctx, md, NULL)
+        || !EVP_DigestUpdate(ctx, data, len) || !EVP_DigestFinal_ex(ctx, out, &n) || n != MG_SHA256_LEN) {
         if (err) *err = "sha256 failed";
         return MG_ERROR;
     }
@@ -22,14 +34,16 @@ int mg_crypto_sha256(const void *data, size_t len, uint8_t *out, const char **er
 }
 
 /* HMAC-SHA256 (RFC 2104) over two digests on one reused context: OpenSSL 3's HMAC() looks the
- * MAC up by name on every call, which costs several times the hashing of a short key. */
+ * MAC up by name on every call, which costs several times the hashing of a short key. Its own
+ * context: the key's digest (a key longer than a block) is taken on sha256's. */
 int mg_crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                           uint8_t *out, const char **err)
 {
     static _Thread_local EVP_MD_CTX *ctx;
     unsigned char k[SHA256_BLOCK], pad[SHA256_BLOCK], inner[MG_SHA256_LEN];
     unsigned int n = 0;
-    if (!ctx && !(ctx = EVP_MD_CTX_new())) goto fail;
+    const EVP_MD *md = sha256_md();
+    if (!md || (!ctx && !(ctx = EVP_MD_CTX_new()))) goto fail;
     memset(k, 0, sizeof k);
     if (key_len > SHA256_BLOCK) {
         if (mg_crypto_sha256(key, key_len, k, NULL)) goto fail;
@@ -37,11 +51,11 @@ int mg_crypto_hmac_sha256(const void *key, size_t key_len, const void *data, siz
         memcpy(k, key, key_len);
     }
     for (int i = 0; i < SHA256_BLOCK; i++) pad[i] = k[i] ^ 0x36;
-    if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) || !EVP_DigestUpdate(ctx, pad, sizeof pad)
+    if (!EVP_DigestInit_ex2(ctx, md, NULL) || !EVP_DigestUpdate(ctx, pad, sizeof pad)
         || !EVP_DigestUpdate(ctx, data, len) || !EVP_DigestFinal_ex(ctx, inner, &n))
         goto fail;
     for (int i = 0; i < SHA256_BLOCK; i++) pad[i] = k[i] ^ 0x5c;
-    if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) || !EVP_DigestUpdate(ctx, pad, sizeof pad)
+    if (!EVP_DigestInit_ex2(ctx, md, NULL) || !EVP_DigestUpdate(ctx, pad, sizeof pad)
         || !EVP_DigestUpdate(ctx, inner, sizeof inner) || !EVP_DigestFinal_ex(ctx, out, &n)
         || n != MG_SHA256_LEN)
         goto fail;
