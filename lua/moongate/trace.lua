@@ -13,7 +13,7 @@ local metrics = require "moongate.metrics"
 local M = {}
 
 local now, context = moongate.now, moongate.context
-local random, format, setmetatable = math.random, string.format, setmetatable
+local random, setmetatable = math.random, setmetatable
 local new_tab = require "table.new"
 
 M.INTERNAL, M.SERVER, M.CLIENT = 1, 2, 3   -- OTLP span kinds
@@ -39,6 +39,18 @@ local overruns = metrics.counter("moongate_step_budget_overruns_total",
 
 -- ---- ids and W3C trace context ----------------------------------------------------------------
 
+local ffi = require "ffi"
+ffi.cdef "size_t mg_trace_hex_id(char *out, size_t nbytes);"
+local C, ffi_string = ffi.C, ffi.string
+local idbuf = ffi.new("char[32]")
+
+--- trace.span_id() -> 16 lower-case hex digits, never all zero
+function M.span_id() return ffi_string(idbuf, C.mg_trace_hex_id(idbuf, 8)) end
+
+--- trace.trace_id() -> 32 lower-case hex digits, never all zero
+function M.trace_id() return ffi_string(idbuf, C.mg_trace_hex_id(idbuf, 16)) end
+
+-- the sampler's draws: seeded per worker, so workers do not sample in step
 local seeded = false
 local function seed()
   local ok, crypto = pcall(require, "moongate.crypto")
@@ -46,24 +58,6 @@ local function seed()
   local s = bytes and bytes:byte(1) * 16777216 + bytes:byte(2) * 65536 + bytes:byte(3) * 256 + bytes:byte(4)
   math.randomseed((s or os.time()) + (moongate.now() * 1e6) % 1e9)
   seeded = true
-end
-
-local MAX32 = 0xffffffff
-
---- trace.span_id() -> 16 lower-case hex digits, never all zero
-function M.span_id()
-  if not seeded then seed() end
-  local id = format("%08x%08x", random(0, MAX32), random(0, MAX32))
-  if id == "0000000000000000" then return M.span_id() end
-  return id
-end
-
---- trace.trace_id() -> 32 lower-case hex digits, never all zero
-function M.trace_id()
-  if not seeded then seed() end
-  local id = format("%08x%08x%08x%08x", random(0, MAX32), random(0, MAX32), random(0, MAX32), random(0, MAX32))
-  if id == "00000000000000000000000000000000" then return M.trace_id() end
-  return id
 end
 
 --- trace.parse_traceparent(header) -> trace id, parent span id, sampled | nil
@@ -229,7 +223,7 @@ function M.request(req, name)
   if tid then
     tr.id, tr.remote_parent, tr.sampled, tr.state = tid, psid, sampled, h.tracestate
   else
-    if not seeded then seed() end
+    if S.sample < 1 and not seeded then seed() end
     tr.id, tr.sampled = M.trace_id(), S.sample >= 1 or random() < S.sample
   end
   local root = setmetatable({ name = name, tr = tr, t0 = req.start or now(), kind = M.SERVER,

@@ -33,6 +33,33 @@ describe("moongate.trace", function()
     end
   end)
 
+  it("draws distinct ids, and a forked worker draws its own", function()
+    local seen = {}
+    for _ = 1, 10000 do
+      local id = trace.span_id()
+      assert.is_nil(seen[id], id)
+      seen[id] = true
+    end
+    local ffi = require "ffi"
+    pcall(ffi.cdef, "int fork(void); int waitpid(int pid, int *status, int options); void _exit(int status);")
+    local path = os.tmpname()
+    local pid = ffi.C.fork()
+    if pid == 0 then   -- the worker: its first id, then gone without running the parent's exit code
+      local f = io.open(path, "w")
+      f:write(trace.span_id())
+      f:close()
+      ffi.C._exit(0)
+    end
+    ffi.C.waitpid(pid, nil, 0)
+    local f = io.open(path)
+    local child = f:read("*a")
+    f:close()
+    os.remove(path)
+    assert.matches("^[0-9a-f]+$", child)
+    assert.equal(16, #child)
+    assert.are_not.equal(trace.span_id(), child)   -- the same generator state would give the same id
+  end)
+
   it("keeps only the traces the store or the collector takes, and describes only those", function()
     local dir = os.tmpname()
     os.remove(dir)
