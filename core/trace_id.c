@@ -2,17 +2,20 @@
  *
  * Ids need to be unique, not secret: like OpenTelemetry's SDKs, a fast generator (splitmix64)
  * seeded from getrandom(2), and seeded again in a forked worker so two workers never draw the
- * same sequence. One FFI call writes an id, where formatting random numbers in Lua cost more and
- * kept the request's root span out of the JIT (string.format of 32-bit values aborts recording). */
+ * same sequence. The lua_CFunction module moongate._trace_id: one call makes an id, where
+ * formatting random numbers in Lua cost more and kept the root span's path out of the JIT
+ * (string.format of 32-bit values aborts recording); not the FFI, whose calls are slow from the
+ * interpreter, where much of a request's once-per-request code runs. */
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "crypto.h"
 #include "mg.h"
-
-MG_API size_t mg_trace_hex_id(char *out, size_t nbytes);
 
 static uint64_t state;
 static int seeded;
@@ -44,9 +47,8 @@ static uint64_t next(void)
     return z ^ (z >> 31);
 }
 
-/* out[0 .. 2*nbytes) = nbytes random bytes in hex (nbytes a multiple of 8: 8 for a span id,
- * 16 for a trace id); returns 2*nbytes. */
-size_t mg_trace_hex_id(char *out, size_t nbytes)
+/* out[0 .. 2*nbytes) = nbytes random bytes in hex, not all zero (nbytes a multiple of 8). */
+static void hex_id(char *out, size_t nbytes)
 {
     static const char digits[] = "0123456789abcdef";
     if (!seeded) seed();
@@ -59,5 +61,29 @@ size_t mg_trace_hex_id(char *out, size_t nbytes)
             for (int i = 15; i >= 0; i--, v >>= 4) out[16 * w + i] = digits[v & 15];
         }
     } while (!any);
-    return 2 * nbytes;
+}
+
+/* span_id() -> 16 hex digits; trace_id() -> 32 */
+static int l_span_id(lua_State *L)
+{
+    char id[16];
+    hex_id(id, 8);
+    lua_pushlstring(L, id, sizeof id);
+    return 1;
+}
+
+static int l_trace_id(lua_State *L)
+{
+    char id[32];
+    hex_id(id, 16);
+    lua_pushlstring(L, id, sizeof id);
+    return 1;
+}
+
+MG_API int luaopen_moongate__trace_id(lua_State *L)
+{
+    static const luaL_Reg fns[] = { { "span_id", l_span_id }, { "trace_id", l_trace_id }, { NULL, NULL } };
+    lua_createtable(L, 0, 2);
+    luaL_register(L, NULL, fns);
+    return 1;
 }

@@ -39,16 +39,13 @@ local overruns = metrics.counter("moongate_step_budget_overruns_total",
 
 -- ---- ids and W3C trace context ----------------------------------------------------------------
 
-local ffi = require "ffi"
-ffi.cdef "size_t mg_trace_hex_id(char *out, size_t nbytes);"
-local C, ffi_string = ffi.C, ffi.string
-local idbuf = ffi.new("char[32]")
+local ids = require "moongate._trace_id"
 
 --- trace.span_id() -> 16 lower-case hex digits, never all zero
-function M.span_id() return ffi_string(idbuf, C.mg_trace_hex_id(idbuf, 8)) end
+M.span_id = ids.span_id
 
 --- trace.trace_id() -> 32 lower-case hex digits, never all zero
-function M.trace_id() return ffi_string(idbuf, C.mg_trace_hex_id(idbuf, 16)) end
+M.trace_id = ids.trace_id
 
 -- the sampler's draws: seeded per worker, so workers do not sample in step
 local seeded = false
