@@ -3,9 +3,9 @@
  * Ids need to be unique, not secret: like OpenTelemetry's SDKs, a fast generator (splitmix64)
  * seeded from getrandom(2), and seeded again in a forked worker so two workers never draw the
  * same sequence. The lua_CFunction module moongate._trace_id: one call makes an id, where
- * formatting random numbers in Lua cost more and kept the root span's path out of the JIT
- * (string.format of 32-bit values aborts recording); not the FFI, whose calls are slow from the
- * interpreter, where much of a request's once-per-request code runs. */
+ * formatting random numbers in Lua cost more (and its string.format of 32-bit values aborted the
+ * JIT's recording); not the FFI, whose calls are slow from the interpreter, where much of a
+ * request's once-per-request code runs. */
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -52,7 +52,7 @@ static void hex_id(char *out, size_t nbytes)
 {
     static const char digits[] = "0123456789abcdef";
     if (!seeded) seed();
-    uint64_t any = 0;
+    uint64_t any;
     do {
         any = 0;
         for (size_t w = 0; w < nbytes / 8; w++) {
