@@ -2,6 +2,7 @@
  * and runs a CLI command as the main task until it returns. */
 #define _GNU_SOURCE
 #include "runtime.h"
+#include "crypto.h"
 #include "log.h"
 #include "mg_config.h"
 #include "scheduler.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 MG_API int mg_abi_version(void) { return MG_ABI_VERSION; }
@@ -83,6 +85,20 @@ static void set_paths(lua_State *L)
     lua_pop(L, 2);
 }
 
+/* math.random starts from this process's own seed: each worker opens its state after the fork,
+ * so retry jitter, weighted routing, shadow and trace sampling do not draw in step across
+ * workers or repeat from one start to the next. */
+static void seed_random(lua_State *L)
+{
+    uint32_t s;
+    if (mg_crypto_random(&s, sizeof s, NULL) != MG_OK) s = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushnumber(L, (lua_Number)s);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+}
+
 lua_State *mg_runtime_open(void)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
@@ -92,6 +108,7 @@ lua_State *mg_runtime_open(void)
         exit(1);
     }
     luaL_openlibs(L);
+    seed_random(L);
     set_paths(L);
     mg_sched_init(loop, L);
     lua_pushstring(L, mg_home());

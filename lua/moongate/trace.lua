@@ -47,16 +47,6 @@ M.span_id = ids.span_id
 --- trace.trace_id() -> 32 lower-case hex digits, never all zero
 M.trace_id = ids.trace_id
 
--- the sampler's draws: seeded per worker, so workers do not sample in step
-local seeded = false
-local function seed()
-  local ok, crypto = pcall(require, "moongate.crypto")
-  local bytes = ok and crypto.random(4)
-  local s = bytes and bytes:byte(1) * 16777216 + bytes:byte(2) * 65536 + bytes:byte(3) * 256 + bytes:byte(4)
-  math.randomseed((s or os.time()) + (moongate.now() * 1e6) % 1e9)
-  seeded = true
-end
-
 --- trace.parse_traceparent(header) -> trace id, parent span id, sampled | nil
 --- (W3C Trace Context level 1: version 00, or a later version read as 00; ff is invalid.)
 function M.parse_traceparent(h)
@@ -220,7 +210,6 @@ function M.request(req, name)
   if tid then
     tr.id, tr.remote_parent, tr.sampled, tr.state = tid, psid, sampled, h.tracestate
   else
-    if S.sample < 1 and not seeded then seed() end
     tr.id, tr.sampled = M.trace_id(), S.sample >= 1 or random() < S.sample
   end
   local root = setmetatable({ name = name, tr = tr, t0 = req.start or now(), kind = M.SERVER,
