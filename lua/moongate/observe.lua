@@ -3,6 +3,7 @@
 -- to the store and exporter, and the request metrics.
 local trace = require "moongate.trace"
 local metrics = require "moongate.metrics"
+local prices = require "moongate.prices"
 
 local M = {}
 
@@ -18,11 +19,6 @@ local tokens = metrics.counter("moongate_tokens_total",
 local cost = metrics.counter("moongate_cost_total",
   "Spend from the config's price table (its currency units), by tenant and upstream model.", { "tenant", "model" })
 
-local PRICE_UNIT = 1e6   -- prices are per million tokens
-
-local function price_of(prices, a, b)
-  return prices and (prices[a] or prices[b] or prices["*"])
-end
 
 -- Routes that read the telemetry itself: counted, not traced (a scrape every 15 s would bury
 -- the requests worth reading in the trace store).
@@ -48,15 +44,20 @@ local function model_of(ctx)
   return m, (models and models[m] == nil and models["*"] ~= nil) and "*" or m
 end
 
--- the status the client got (499: none was sent, the client left first)
+--- observe.status_of(ctx) -> the status the client got (499: none was sent, the client left first)
 local function status_of(ctx) return ctx.res.status or ctx.status or 499 end
+M.status_of = status_of
 
 local function spent_of(ctx, alias)
   local u = ctx.usage
   if u.calls == 0 then return nil end
-  local p = price_of(ctx.gw and ctx.gw.config.prices, ctx.model, alias)
-  return p and ((p.input or 0) * u.prompt_tokens + (p.output or 0) * u.completion_tokens) / PRICE_UNIT
+  local p = prices.of(ctx.gw and ctx.gw.config.prices, ctx.model, alias)
+  return p and prices.cost(p, u.prompt_tokens, u.completion_tokens)
 end
+
+--- observe.cost_of(ctx) -> what the request's upstream calls cost from the config's price table
+--- (priced by upstream model, else by the alias the client asked for, else "*"), or nil
+function M.cost_of(ctx) return spent_of(ctx, (model_of(ctx))) end
 
 -- The request as its trace tells it: the root span's attributes, and the summary stored with it
 -- (moongate.trace.finish_request calls this only for a trace the store or the collector takes).

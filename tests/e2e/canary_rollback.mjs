@@ -25,6 +25,8 @@ const config = writeConfig("moongate.lua", `return {
   releases = { route_v2 = { flag = "route_canary", candidate = "route_v2.lua", window = ${WINDOW}, min_requests = 20,
                             max_error_rate = 0.1, check_every = 0.2 } },
   trace = { store = "traces.db" },
+  -- the candidate's upstream model has no price of its own: it is priced by the alias asked for
+  prices = { m1 = { input = 1, output = 2 }, default = { input = 3, output = 5 } },
 }`);
 const gw = await startGateway(config);
 
@@ -118,6 +120,15 @@ assert.equal(count("control", "error"), 0);
 assert.ok(count("candidate", "error") > 0);
 assert.ok(count("control", "ok") >= seen.control - 20);   // the last tick may not be flushed yet
 assert.match(metrics, /moongate_release_duration_seconds_bucket\{release="route_v2",variant="candidate",le="\+Inf"\}/);
+
+// the variants' spend adds up to the gateway's, each priced as moongate_cost_total prices it
+await new Promise((r) => setTimeout(r, 1200));   // every worker's last tick flushed
+const settled = await (await fetch(`${gw.base}/metrics`)).text();
+const sum = (prefix) => settled.split("\n").filter((l) => l.startsWith(prefix)).reduce((a, l) => a + Number(l.split(" ")[1]), 0);
+const candidateSpend = sum('moongate_release_cost_total{release="route_v2",variant="candidate"}');
+assert.ok(candidateSpend > 0, "the candidate's spend is counted");
+const spend = sum('moongate_release_cost_total{release="route_v2",');
+assert.ok(Math.abs(spend - sum("moongate_cost_total{")) < 1e-9, `release spend ${spend}, gateway spend ${sum("moongate_cost_total{")}`);
 
 // a canary user's request after the rollback carries the event in its trace
 await new Promise((r) => setTimeout(r, 300));

@@ -6,6 +6,7 @@
 local errors = require "moongate.gateway.errors"
 local request = require "moongate.gateway.request"
 local metrics = require "moongate.metrics"
+local prices = require "moongate.prices"
 local log = require "moongate.log"
 local moongate = require "moongate"
 
@@ -101,15 +102,6 @@ local function month()
   if m == 13 then y, m = y + 1, 1 end
   local next_start = os.time{ year = y, month = m, day = 1, hour = 0, isdst = false } + offset
   return format("%04d-%02d", d.year, d.month), next_start - t
-end
-
-local function price_of(prices, ...)
-  for i = 1, select("#", ...) do
-    local name = select(i, ...)
-    local p = name and prices[name]
-    if p then return p end
-  end
-  return prices["*"]
 end
 
 -- The prompt's tokens as the upstream will count them (chat), or the inputs' (embeddings).
@@ -259,9 +251,9 @@ function Stage:before(ctx)
     end
     -- spend: the prompt's cost is taken now, the answer's added after
     if limits.spend_per_day or limits.spend_per_month then
-      local price = price_of(self.prices, doc.model)
+      local price = prices.of(self.prices, nil, doc.model)
       local cost = price and floor((price.input or 0) * n + 0.5) or 0   -- prices per 1M tokens, in micro-units
-      st.price, st.cost_in = price, cost
+      st.price, st.cost_in, st.alias = price, cost, doc.model
       local mkey, mreset = month()
       if limits.spend_per_day then
         ops[#ops + 1] = { kind = "take", key = "sd:" .. t, amount = cost, window = DAY,
@@ -307,7 +299,7 @@ local function add(ops, key, amount, window, ttl)
   ops[#ops + 1] = { kind = "add", key = key, amount = amount, window = window, ttl = ttl }
 end
 
-local function settle_ops(st, usage, prices)
+local function settle_ops(st, usage, price_table)
   local ops = {}
   if st.slot then ops[#ops + 1] = { kind = "release", key = st.slot } end
   local limits = st.limits
@@ -325,7 +317,7 @@ local function settle_ops(st, usage, prices)
   end
   local price = st.price
   if price and (st.spend_per_day or st.spend_per_month) then
-    local actual = price_of(prices, usage.model) or price
+    local actual = prices.of(price_table, usage.model, st.alias)
     local cost = floor((actual.input or 0) * (usage.reported and usage.prompt_tokens or st.tokens_in)
       + (actual.output or 0) * out + 0.5) - st.cost_in
     if cost ~= 0 then

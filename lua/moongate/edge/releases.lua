@@ -3,6 +3,7 @@
 -- for the watcher when the request ends. Off (no cost) without `releases` in the config.
 local releases = require "moongate.releases"
 local reload = require "moongate.reload"
+local observe = require "moongate.observe"
 
 local M = {}
 local Stage = {}
@@ -26,7 +27,7 @@ function M.new(config, gw)
     if rel.shadow then require("moongate.shadow").start(gw, path) end
   end
   gw.releases = set
-  return setmetatable({ set = set, prices = config.prices }, Stage)
+  return setmetatable({ set = set }, Stage)
 end
 
 -- The candidate for this request? Its flag must be on (true or a variant other than "control"),
@@ -95,12 +96,10 @@ end
 function Stage:finally(ctx)
   local list = rawget(ctx, "releases")
   if not list then return end
-  local status = ctx.res.status or ctx.status or 499
+  local status = observe.status_of(ctx)
   if rawget(ctx, "stream_failed") then status = 502 end   -- a stream cut after its 200
   local u = ctx.usage
-  local spent
-  local p = self.prices and ctx.model and (self.prices[ctx.model] or self.prices["*"])
-  if p and u.calls > 0 then spent = ((p.input or 0) * u.prompt_tokens + (p.output or 0) * u.completion_tokens) / 1e6 end
+  local spent = observe.cost_of(ctx)
   local seconds = now() - ctx.t0
   for _, r in ipairs(list) do
     releases.record(r.rel, r.variant, status, seconds, u.prompt_tokens, u.completion_tokens, spent)

@@ -4,6 +4,7 @@
 local json = require "moongate.json"
 local trace = require "moongate.trace"
 local metrics = require "moongate.metrics"
+local prices = require "moongate.prices"
 local key = require "moongate.cache.key"
 local exact = require "moongate.cache.exact"
 
@@ -18,7 +19,6 @@ local tokens_saved = metrics.counter("moongate_cache_saved_tokens_total",
 local cost_saved = metrics.counter("moongate_cache_saved_cost_total",
   "Spend a cache hit saved, from the config's price table, by cache.", { "cache" })
 
-local PRICE_UNIT = 1e6
 
 --- cache.check_config(cfg.cache) -> true | nil, err
 function M.check_config(c)
@@ -140,7 +140,7 @@ function M.decide(gw, req, doc, name, mcfg, plan, pversion, tenant, edge)
   st.context = resolved(tenant, pversion, plan, edge)
   st.hash = key.hash(doc, st.context)
   st.ttl = type(mc) == "table" and mc.ttl or nil
-  st.kind = "exact"
+  st.kind, st.alias = "exact", name
   if no_cache then
     st.why = "no-cache"
     requests_total:inc(1, "exact", "bypass")
@@ -195,9 +195,8 @@ function M.hit(gw, st, edge)
   local tin, tout = tonumber(u.prompt_tokens) or 0, tonumber(u.completion_tokens) or 0
   tokens_saved:inc(tin, st.kind, "input")
   tokens_saved:inc(tout, st.kind, "output")
-  local prices = gw.config.prices
-  local p = prices and (prices[e.model] or prices["*"])
-  local spent = p and ((p.input or 0) * tin + (p.output or 0) * tout) / PRICE_UNIT
+  local p = prices.of(gw.config.prices, e.model, st.alias)
+  local spent = p and prices.cost(p, tin, tout)
   if spent then cost_saved:inc(spent, st.kind) end
   local root = edge and edge.span
   if root and not root.noop then
