@@ -48,6 +48,9 @@ M tenants add bad --policy '[1]' >/dev/null 2>"$GW_TMP/err"
 check "a policy that is not an object: exit 2" "$? $(cat "$GW_TMP/err")" "2 moongate: --policy must be a JSON object"
 M tenants frob >/dev/null 2>"$GW_TMP/err"
 check "an unknown command: exit 2" "$? $(cat "$GW_TMP/err")" "2 moongate: unknown tenants command 'frob'"
+M tenants add initech --polcy '{}' >/dev/null 2>"$GW_TMP/err"
+check "a mistyped option: exit 2, nothing added" "$? $(cat "$GW_TMP/err") $(M tenants list | grep -c initech)" \
+  "2 moongate: unknown option --polcy (see --help) 0"
 check "tenants list" "$(M tenants list)" \
   'id      name       disabled  policy
 acme    Acme Corp  no        {"models":["default"],"quota":{"rpm":60}}

@@ -40,7 +40,7 @@ local function show(store, id, o)
 end
 
 return function(args)
-  local ok, o = pcall(lib.parse, args, { help = true, json = true })
+  local ok, o = pcall(lib.parse, args, { help = true, json = true }, { name = true, policy = true })
   if not ok then return lib.fail(type(o) == "table" and o.msg or tostring(o), 2) end
   local cmd, id = o.words[1], o.words[2]
   if o.help or not cmd then io.write(usage); return o.help and 0 or 2 end

@@ -5,9 +5,10 @@ local json = require "moongate.json"
 
 local M = {}
 
---- parse(args, flags) -> { words = {...}, [option] = value } | raises { msg = }
---- flags: option names that take no value (everything else starting with -- takes one)
-function M.parse(args, flags)
+--- parse(args, flags, valued) -> { words = {...}, [option] = value } | raises { msg = }
+--- flags: option names that take no value; valued: those that take one (--db and --admin-key
+--- always do); any other --option is an error, so a mistyped one is not silently ignored
+function M.parse(args, flags, valued)
   local o = { words = {} }
   local i = 1
   while i <= #args do
@@ -15,10 +16,12 @@ function M.parse(args, flags)
     local name = a:match("^%-%-([%w%-]+)$")
     if name then
       if flags[name] then o[name] = true
-      else
+      elseif name == "db" or name == "admin-key" or (valued and valued[name]) then
         i = i + 1
         if args[i] == nil then error({ msg = a .. " needs a value" }) end
         o[name] = args[i]
+      else
+        error({ msg = "unknown option " .. a .. " (see --help)" })
       end
     else
       o.words[#o.words + 1] = a
