@@ -48,10 +48,7 @@ local args_lib = require "moongate.cli.lib.args"
 
 local format = string.format
 
-local function fail(msg, code)
-  io.stderr:write("moongate eval: ", msg, "\n")
-  return code or 2
-end
+local fail = args_lib.failer("eval")
 
 local VALUED = { pipeline = true, against = true, config = true, model = true, judge = true, index = true,
                  concurrency = true, report = true, json = true, db = true, ["max-regression"] = true, tenant = true,

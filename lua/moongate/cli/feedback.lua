@@ -22,10 +22,7 @@ local json = require "moongate.json"
 local feedback = require "moongate.feedback"
 local args_lib = require "moongate.cli.lib.args"
 
-local function fail(msg, code)
-  io.stderr:write("moongate feedback: ", msg, "\n")
-  return code or 2
-end
+local fail = args_lib.failer("feedback")
 
 return function(args)
   local o, words = args_lib.parse(args, { db = true, tenant = true, since = true, out = true })

@@ -17,10 +17,7 @@ arguments are wrong. See docs/flags.md for the file format.
 local flags = require "moongate.flags"
 local json = require "moongate.json"
 
-local function fail(msg)
-  io.stderr:write("moongate flags: ", msg, "\n")
-  return 2
-end
+local fail = require("moongate.cli.lib.args").failer("flags")
 
 local function parse(args)
   local o = {}

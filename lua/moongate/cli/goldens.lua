@@ -14,10 +14,7 @@ local json = require "moongate.json"
 local generate = require "moongate.eval.generate"
 local args_lib = require "moongate.cli.lib.args"
 
-local function fail(msg, code)
-  io.stderr:write("moongate goldens: ", msg, "\n")
-  return code or 2
-end
+local fail = args_lib.failer("goldens")
 
 return function(args)
   local o, words = args_lib.parse(args, { index = true, tenant = true, out = true })

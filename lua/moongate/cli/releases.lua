@@ -20,10 +20,7 @@ local lib = require "moongate.cli.lib.admin_db"
 
 local format = string.format
 
-local function fail(msg, code)
-  io.stderr:write("moongate releases: ", msg, "\n")
-  return code or 2
-end
+local fail = require("moongate.cli.lib.args").failer("releases")
 
 -- The share of requests a flag turns on, as text: "30%", "variants candidate 10", "tenants a, b".
 local function share_of(set, name)

@@ -15,10 +15,7 @@ local tstore = require "moongate.trace.store"
 
 local format = string.format
 
-local function fail(msg, code)
-  io.stderr:write("moongate stats: ", msg, "\n")
-  return code or 2
-end
+local fail = require("moongate.cli.lib.args").failer("stats")
 
 return function(args)
   local o = { since = 3600 }

@@ -26,10 +26,7 @@ local tstore = require "moongate.trace.store"
 
 local format = string.format
 
-local function fail(msg, code)
-  io.stderr:write("moongate traces: ", msg, "\n")
-  return code or 2
-end
+local fail = require("moongate.cli.lib.args").failer("traces")
 
 local function parse(args)
   local o = { limit = 20 }

@@ -1,6 +1,17 @@
--- Shared by `moongate eval`, `feedback` and `goldens`: their option parsing (--name VALUE, -o for
--- --out, bare flags), --since durations, and the output file (-o FILE or stdout).
+-- Shared by the CLI's commands: their error exit, and for `moongate eval`, `feedback` and
+-- `goldens` their option parsing (--name VALUE, -o for --out, bare flags), --since durations, and
+-- the output file (-o FILE or stdout).
 local M = {}
+
+--- failer(command) -> fail(msg, code?): writes "moongate COMMAND: msg" to stderr and returns the
+--- exit code (default 2, a usage error)
+function M.failer(command)
+  local prefix = "moongate " .. command .. ": "
+  return function(msg, code)
+    io.stderr:write(prefix, msg, "\n")
+    return code or 2
+  end
+end
 
 --- parse(args, valued, flags) -> o, words | nil, err. valued: options taking a value; flags: options
 --- that take none. -o is --out. --help / -h set o.help.
