@@ -19,7 +19,6 @@ local tokens_saved = metrics.counter("moongate_cache_saved_tokens_total",
 local cost_saved = metrics.counter("moongate_cache_saved_cost_total",
   "Spend a cache hit saved, from the config's price table, by cache.", { "cache" })
 
-
 --- cache.check_config(cfg.cache) -> true | nil, err
 function M.check_config(c)
   if c == nil or c == false then return true end
