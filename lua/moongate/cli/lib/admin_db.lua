@@ -7,27 +7,13 @@ local M = {}
 
 --- parse(args, flags, valued) -> { words = {...}, [option] = value } | raises { msg = }
 --- flags: option names that take no value; valued: those that take one (--db and --admin-key
---- always do); any other --option is an error, so a mistyped one is not silently ignored
+--- always do); any other option is an error, so a mistyped one is not silently ignored
 function M.parse(args, flags, valued)
-  local o = { words = {} }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local name = a:match("^%-%-([%w%-]+)$")
-    if name then
-      if flags[name] then o[name] = true
-      elseif name == "db" or name == "admin-key" or (valued and valued[name]) then
-        i = i + 1
-        if args[i] == nil then error({ msg = a .. " needs a value" }) end
-        o[name] = args[i]
-      else
-        error({ msg = "unknown option " .. a .. " (see --help)" })
-      end
-    else
-      o.words[#o.words + 1] = a
-    end
-    i = i + 1
-  end
+  local v = { db = true, ["admin-key"] = true }
+  for name in pairs(valued or {}) do v[name] = true end
+  local o, words = require("moongate.cli.lib.args").parse(args, v, flags)
+  if not o then error({ msg = words .. " (see --help)" }) end
+  o.words = words
   return o
 end
 

@@ -1,6 +1,6 @@
--- Shared by the CLI's commands: their error exit, and for `moongate eval`, `feedback` and
--- `goldens` their option parsing (--name VALUE, -o for --out, bare flags), --since durations, and
--- the output file (-o FILE or stdout).
+-- Shared by the CLI's commands: their error exit, their option parsing (--name VALUE, -o for
+-- --out, bare flags; `eval`, `feedback`, `goldens`, and through lib/admin_db the tenants store's
+-- commands), --since durations, and the output file (-o FILE or stdout).
 local M = {}
 
 --- failer(command) -> fail(msg, code?): writes "moongate COMMAND: msg" to stderr and returns the
