@@ -149,6 +149,10 @@ assert.equal(r.code, 0, r.err);
 last = JSON.parse((await mock.last()).body);
 assert.equal(last.messages[0].content, "Answer in one sentence, citing [n].");
 assert.notDeepEqual(JSON.parse(r.out).candidate.summary.prompt_versions, viaModel.summary.prompt_versions);
+// a --prompt file that is not there: a usage error before any case runs
+r = evalRun("--config", cfg, "--quiet", "--prompt", "missing.txt");
+assert.equal(r.code, 2, r.err);
+assert.equal(r.err, `moongate eval: --prompt: ${path.join(dir, "missing.txt")}: No such file or directory\n`);
 await mock.stop();
 console.log("ok: eval through a model provider, tokens and cost from its usage");
 

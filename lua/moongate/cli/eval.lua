@@ -168,6 +168,11 @@ return function(args)
   -- what answers: the config's model through its provider, else the pipeline's own offline answerer
   local ro = { concurrency = concurrency, tenant = o.tenant }
   local cand_prompt = o.prompt and config_mod.absolute(o.prompt)
+  if cand_prompt then   -- a template that is not there is a usage error, not eight failed cases
+    local f, ferr = io.open(cand_prompt, "rb")
+    if not f then return fail("--prompt: " .. tostring(ferr)) end
+    f:close()
+  end
   local model = o.model or "default"
   if gw then
     local gen, tier, p = runner.generator(gw, model)
