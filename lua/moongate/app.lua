@@ -19,7 +19,7 @@ local telemetry = require "moongate.gateway.telemetry"
 
 local M = {}
 
-local gw, gw_err
+local gw
 
 local function load_config()
   local ok, config = pcall(require, "moongate.config")
@@ -27,22 +27,27 @@ local function load_config()
   return nil
 end
 
--- init(config): called once per worker before serving.
+-- init(config) -> gw | nil, err: called once per worker before serving; a config that does not
+-- hold is refused with its message.
 function M.init(config)
   config = config or load_config()
   local ok, terr = trace.configure(config and config.trace, config)
-  if not ok then error("config: " .. terr, 0) end
-  gw, gw_err = gateway.new(config)
-  if not gw then error(gw_err, 0) end
-  telemetry.init(gw)
-  local chain, err = edge.new(gw.config, gw)
-  if not chain then error(err, 0) end
-  gw.edge = chain
+  if not ok then return nil, "config: " .. terr end
+  local g, err = gateway.new(config)
+  if not g then return nil, err end
+  telemetry.init(g)
+  local chain, cerr = edge.new(g.config, g)
+  if not chain then return nil, cerr end
+  g.edge = chain
+  gw = g
   return gw
 end
 
 local function get_gw()
-  if not gw then M.init(load_config()) end
+  if not gw then
+    local g, err = M.init(load_config())
+    if not g then error(err, 0) end
+  end
   return gw
 end
 

@@ -81,8 +81,10 @@ function M.load_app(cfg, fresh)
     return nil, "the app must define handle(req, res)"
   end
   if type(app.init) == "function" then
-    local ok, err = xpcall(app.init, traceback, cfg)
+    -- an error raised is a bug (with its traceback); nil, message is a config the app refuses
+    local ok, err, refused = xpcall(app.init, traceback, cfg)
     if not ok then return nil, "app init failed: " .. tostring(err) end
+    if err == nil and refused ~= nil then return nil, tostring(refused) end
   end
   return app
 end

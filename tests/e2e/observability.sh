@@ -224,4 +224,13 @@ check "example: traces show" "$(sed -n '3,$p' "$GW_TMP/show" | sed 's/  *[0-9.]*
   chat m2"
 check "example: stats per upstream" "$("$MOONGATE" stats --json | python3 -c 'import json,sys; print([m["name"] for m in json.load(sys.stdin)["models"]])')" "['secondary/m2']"
 check "example: /metrics passes promtool" "$(curl -s "$GW/metrics" | promtool check metrics 2>&1; echo "rc=$?")" "rc=0"
+
+# a mistyped trace setting stops the start with one line that names it (no Lua traceback)
+cat > "$GW_TMP/bad.lua" <<LUA
+return { providers = { p1 = { kind = "mock", base_url = "$MOCK_p1_URL" } },
+         models = { default = { route = { { provider = "p1", model = "m1" } } } }, trace = { sampel = 0.1 } }
+LUA
+check "a mistyped setting: exit 1 and its one line" "$("$MOONGATE" serve --listen 127.0.0.1:1 "$GW_TMP/bad.lua" 2>&1; echo "rc=$?")" \
+  "moongate serve: config: trace: unknown setting 'sampel'
+rc=1"
 finish
