@@ -148,4 +148,16 @@ expect_eq "config.resolve" "{\"dir\":\"$E2E_DIR\",\"resolved\":\"$E2E_DIR/data/x
 
 alive
 stop_server
+
+# an app's init refuses its config with nil, message: one line, exit 1; one that raises is a bug,
+# shown with its traceback
+printf 'return { init = function(c) if not c.greeting then return nil, "greeting: required" end end,\n  handle = function() return { status = 200 } end }\n' > "$WORK/refuses.lua"
+printf 'return { app = "refuses" }\n' > "$WORK/refused.lua"
+expect_eq "init refuses: its one line, exit 1" "moongate serve: greeting: required|rc=1" \
+  "$({ timeout 10 "$MOONGATE" serve --listen 127.0.0.1:1 "$WORK/refused.lua" 2>&1; echo "rc=$?"; } | paste -sd'|')"
+printf 'return { init = function() error("boom") end, handle = function() end }\n' > "$WORK/raises.lua"
+printf 'return { app = "raises" }\n' > "$WORK/raising.lua"
+out=$(timeout 10 "$MOONGATE" serve --listen 127.0.0.1:1 "$WORK/raising.lua" 2>&1)
+expect_eq "init raises: prefixed, with its traceback" "moongate serve: app init failed: $WORK/raises.lua:1: boom|stack traceback:" \
+  "$(sed -n '1p;2p' <<<"$out" | paste -sd'|')"
 finish
