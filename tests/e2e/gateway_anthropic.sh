@@ -7,7 +7,8 @@ start_mock a1
 cat > "$GW_TMP/conf.lua" <<LUA
 return {
   providers = { claude = { kind = "anthropic", base_url = "http://$MOCK_a1", api_key = "sk-ant-test" } },
-  models = { sonnet = { route = { { provider = "claude", model = "claude-sonnet-4-5", timeout = 5 } } } },
+  models = { sonnet = { route = { { provider = "claude", model = "claude-sonnet-4-5", timeout = 5 } } },
+             capped = { route = { { provider = "claude", model = "claude-sonnet-4-5", timeout = 5 } }, max_output_tokens = 400 } },
 }
 LUA
 start_gateway "$GW_TMP/conf.lua"
@@ -30,6 +31,19 @@ check "stream: usage chunk then [DONE]" "$(grep -c '"total_tokens"' "$OUT") $(ta
 chat '{"model":"sonnet","messages":[{"role":"user","content":"weather in Paris"}],"tools":[{"type":"function","function":{"name":"weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}'
 check "tools: finish_reason tool_calls" "$(json_field "d['choices'][0]['finish_reason'], d['choices'][0]['message']['tool_calls'][0]['function']['name']")" "tool_calls weather"
 check "tools: arguments are a JSON string" "$(json_field "sorted(json.loads(d['choices'][0]['message']['tool_calls'][0]['function']['arguments']).keys())")" "['city']"
+
+# max_output_tokens caps what reaches Anthropic as it does for OpenAI-shaped upstreams
+sent_max() { curl -s "http://$MOCK_a1/mock/last" | python3 -c "import sys,json; print(json.loads(json.load(sys.stdin)['body'])['max_tokens'])"; }
+chat '{"model":"capped","messages":[{"role":"user","content":"x"}]}'
+check "cap: set when the client asked for nothing" "$STATUS $(sent_max)" "200 400"
+chat '{"model":"capped","max_tokens":10000,"messages":[{"role":"user","content":"x"}]}'
+check "cap: max_tokens above it lowered" "$STATUS $(sent_max)" "200 400"
+chat '{"model":"capped","max_completion_tokens":9000,"messages":[{"role":"user","content":"x"}]}'
+check "cap: max_completion_tokens above it lowered" "$STATUS $(sent_max)" "200 400"
+chat '{"model":"capped","max_tokens":50,"messages":[{"role":"user","content":"x"}]}'
+check "cap: a smaller ask kept" "$STATUS $(sent_max)" "200 50"
+chat '{"model":"sonnet","messages":[{"role":"user","content":"x"}]}'
+check "no cap: the provider's default" "$STATUS $(sent_max)" "200 4096"
 
 chat '{"model":"sonnet","messages":[{"role":"user","content":"x"}]}' -H 'x-mock-fault: status=529'
 check "an overloaded upstream is a 502 in OpenAI's shape" "$STATUS $(json_field "d['error']['code']")" "502 upstream_error"

@@ -270,6 +270,10 @@ function Provider:chat(req, tier, budget)
   local doc = req.doc
   local a = M.to_messages(doc, self.default_max_tokens)
   a.model = tier.model or req.model
+  -- the plan's output cap, as the gateway set it for the OpenAI shape, holds here too
+  local set = req.set
+  local cap = set and (set.max_completion_tokens or set.max_tokens)
+  if cap then a.max_tokens = cap end
   if req.stream then a.stream = true end
   local res, err = http.request{
     method = "POST", url = self.url, headers = headers_for(self, req.forward_headers),
