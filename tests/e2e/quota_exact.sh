@@ -65,4 +65,17 @@ check "cap refuse: max_tokens over the cap" "$STATUS $(json_field "d['error']['m
 # caps: truncate — the oldest turns go, max_tokens is lowered, the answer is cut at 5 tokens
 chat '{"model":"default","max_tokens":500,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen"},{"role":"assistant","content":"ok"},{"role":"user","content":"say something long please"}]}' -H 'authorization: Bearer sk-trunc'
 check "cap truncate: answered, cut to 5 tokens" "$STATUS $(json_field "d['choices'][0]['finish_reason'], d['usage']['completion_tokens'] <= 5") $(header x-moongate-truncated)" "200 length True input"
+
+# caps alone, at the top of a config with no tenants and no quota, still hold
+stop_gateway
+cat > "$GW_TMP/caps.lua" <<LUA
+return { providers = { p1 = { kind = "mock", base_url = "$MOCK_p1_URL" } },
+         models = { default = { route = { { provider = "p1", model = "m1" } } } },
+         caps = { max_input_tokens = 20, max_output_tokens = 50, on_exceed = "refuse" } }
+LUA
+start_gateway "$GW_TMP/caps.lua"
+chat "$LONG"
+check "top-level caps: a long prompt refused" "$STATUS $(json_field "d['error']['code']")" "400 input_tokens_exceeded"
+chat '{"model":"default","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}'
+check "top-level caps: max_tokens over the cap refused" "$STATUS $(json_field "d['error']['code']")" "400 output_tokens_exceeded"
 finish

@@ -30,7 +30,7 @@ local function has_quota(p) return type(p) == "table" and (p.quota ~= nil or p.c
 --- new(config, gw) -> stage | nil: on when a default or any tenant's policy sets a quota or caps,
 --- or tenants come from the store (whose policies may).
 function M.new(config, gw)
-  local any = config.quota ~= nil or (config.auth and config.auth.db) ~= nil
+  local any = config.quota ~= nil or config.caps ~= nil or (config.auth and config.auth.db) ~= nil
   for _, p in pairs(config.tenants or {}) do any = any or has_quota(p) end
   if not any then return nil end
   if config.quota ~= nil and type(config.quota) ~= "table" then return nil, "quota must be a table of limits" end
