@@ -56,11 +56,15 @@ describe("providers from config and environment", function()
     assert.are.equal("https://api.anthropic.com/v1/messages", build{ claude = { kind = "anthropic" } }.claude.url)
   end)
 
-  it("ollama: OLLAMA_HOST with /v1, by kind or by name", function()
-    env{ OLLAMA_HOST = "10.0.0.5:11434" }
+  it("ollama: OLLAMA_HOST with /v1, by kind or by name, and never OpenAI's key", function()
+    env{ OLLAMA_HOST = "10.0.0.5:11434", OPENAI_API_KEY = "sk-env" }
     local ps = build{ ollama = { kind = "openai" }, local_llm = { kind = "ollama" } }
     assert.are.equal("http://10.0.0.5:11434/v1/chat/completions", ps.ollama.chat_url)
     assert.are.equal("http://10.0.0.5:11434/v1/chat/completions", ps.local_llm.chat_url)
+    assert.is_nil(ps.ollama.fixed_headers.authorization)
+    assert.is_nil(ps.local_llm.fixed_headers.authorization)
+    ps = build{ local_llm = { kind = "ollama", api_key_env = "OPENAI_API_KEY" } }   -- asked for by name
+    assert.are.equal("Bearer sk-env", ps.local_llm.fixed_headers.authorization)
     env{ OLLAMA_HOST = false }
     assert.are.equal("http://127.0.0.1:11434/v1/chat/completions", build{ ollama = {} }.ollama.chat_url)
   end)

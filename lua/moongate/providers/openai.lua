@@ -33,7 +33,9 @@ function M.new(name, cfg)
   base = base:gsub("/+$", "")
   local key = cfg.api_key
   if not key and cfg.api_key_env then key = env(cfg.api_key_env) end
-  if not key and cfg.api_key == nil and not cfg.base_url then key = env("OPENAI_API_KEY") end
+  -- OpenAI's key goes to OpenAI's URL (or OPENAI_BASE_URL) only, never to OLLAMA_HOST
+  local ollama = not cfg.base_url and (name == "ollama" or cfg.ollama)
+  if not key and cfg.api_key == nil and not cfg.base_url and not ollama then key = env("OPENAI_API_KEY") end
   if not key and cfg.api_key == nil and cfg.base_url and cfg.base_url:find("api.openai.com", 1, true) then
     key = env("OPENAI_API_KEY")
   end
