@@ -76,28 +76,44 @@ end
 --- q:reserve(ops) -> true, results | false, i, results | nil, err. Each op is
 --- { kind = "take" | "peek" | "slot", key, amount, limit, window | ttl }: take adds amount if it
 --- fits under limit, peek refuses once the counter reached limit, slot takes a concurrency slot.
---- results[i] = { remaining, reset }; the op that refused is i. Here the ops are taken in order
---- (what an earlier one took stays); the Redis backend takes all or nothing.
+--- results[i] = { remaining, reset }; the op that refused is i. All or nothing, as with Redis:
+--- here the ops are taken in order and, when one refuses, what the earlier ones took is given
+--- back (until then a concurrent request may be refused by it, never let past a limit).
 function Shared:reserve(ops)
   local res = {}
+  local function refuse(i, err)
+    for j = i - 1, 1, -1 do
+      local op = ops[j]
+      if op.kind == "slot" then
+        self:release(op.key)
+        res[j][1] = res[j][1] + 1
+      elseif op.kind == "take" then
+        local k, reset = counter_key(self, op)
+        self.dict.incr(k, -op.amount, 0, reset + 1)
+        res[j][1] = res[j][1] + op.amount
+      end
+    end
+    if err then return nil, err end
+    return false, i, res
+  end
   for i, op in ipairs(ops) do
     local kind = op.kind
     if kind == "slot" then
       local ok, cur = self:acquire(op.key, op.limit)
-      if ok == nil then return nil, cur end
+      if ok == nil then return refuse(i, cur) end
       res[i] = { op.limit - cur, 0 }
-      if not ok then return false, i, res end
+      if not ok then return refuse(i) end
     else
       local k, reset = counter_key(self, op)
       if kind == "peek" then
         local used = self.dict.get(k) or 0
         res[i] = { op.limit - used, reset }
-        if used >= op.limit then return false, i, res end
+        if used >= op.limit then return refuse(i) end
       else
         local v, err, cur = self.dict.incr_capped(k, op.amount, op.limit, reset + 1)
-        if not v and err ~= "limit" then return nil, err end
+        if not v and err ~= "limit" then return refuse(i, err) end
         res[i] = { op.limit - (v or cur), reset }
-        if not v then return false, i, res end
+        if not v then return refuse(i) end
       end
     end
   end

@@ -37,7 +37,12 @@ for i = 1, n do
   local v = tonumber(redis.call('GET', k) or '0')
   cur[i] = v
   if (kind == 'peek' and v >= limit) or (kind ~= 'peek' and v + amount > limit) then
-    return { 0, i, tostring(limit - v), tostring(reset) }
+    local out = { 0, i, tostring(limit - v), tostring(reset) }
+    for j = 1, i - 1 do   -- what the limits before it have left (nothing was taken)
+      out[#out + 1] = tostring(tonumber(ARGV[(j - 1) * 5 + 3]) - cur[j])
+      out[#out + 1] = tostring(resets[j])
+    end
+    return out
   end
 end
 local out = { 1 }
@@ -107,6 +112,7 @@ function Redis:reserve(ops)
   if v[1] == 0 then
     local i = v[2]
     res[i] = { tonumber(v[3]), tonumber(v[4]) }
+    for j = 1, i - 1 do res[j] = { tonumber(v[3 + 2 * j]), tonumber(v[4 + 2 * j]) } end
     return false, i, res
   end
   for i = 1, #ops do res[i] = { tonumber(v[2 * i]), tonumber(v[2 * i + 1]) } end

@@ -14,7 +14,7 @@ return {
                     ["sk-free"] = "free" } },
   tenants = {
     burst = { quota = { rpm = 1000 } },
-    tok = { quota = { tokens_in_per_min = 40 } },
+    tok = { quota = { rpm = 10, tokens_in_per_min = 40 } },
     cap = { caps = { max_input_tokens = 20, max_output_tokens = 50, on_exceed = "refuse" } },
     trunc = { caps = { max_input_tokens = 30, max_output_tokens = 5, on_exceed = "truncate" } },
   },
@@ -56,6 +56,9 @@ chat "$LONG" -H 'authorization: Bearer sk-tok'
 check "tokens: the second does not: 429 before the upstream is called" "$STATUS $(mock_stat "$MOCK_p1" requests)" "429 1"
 check "tokens: the message says what it needs" "$(json_field "d['error']['message'].startswith('rate limit reached for tokens: 40 per minute, this request needs ')")" True
 check "tokens: what is left is what the first did not use" "$(( 40 - REM > 20 ))" 1
+check "tokens: the refused request used none of the tenant's requests a minute" "$(header x-ratelimit-remaining-requests)" 9
+chat '{"model":"default","messages":[{"role":"user","content":"hi"}]}' -H 'authorization: Bearer sk-tok'
+check "tokens: a short one still fits, the second request counted" "$STATUS $(header x-ratelimit-remaining-requests)" "200 8"
 
 # caps: refuse
 chat "$LONG" -H 'authorization: Bearer sk-cap'

@@ -37,6 +37,7 @@ describe("moongate.quota (redis)", function()
     assert.are.same({ 9, 4, 100, 20 }, { res[1][1], res[2][1], res[3][1], res[4][1] })
     local ok2, i, res2 = q:reserve(ops)
     assert.are.same({ false, 4, 20 }, { ok2, i, res2[4][1] })
+    assert.are.same({ 9, 4, 100 }, { res2[1][1], res2[2][1], res2[3][1] })   -- what the earlier ones have left
     assert.are.same({ true, 8 }, { (q:take("r", 1, 10, 60)), (select(2, q:take("r", 0, 10, 60))) })  -- the refused one took nothing
     assert.are.equal("1", srv.cli("get " .. prefix .. "s"))
     -- reconciled: the output spends the peeked budget, the next reserve is refused by it

@@ -57,7 +57,7 @@ describe("moongate.quota (shared memory)", function()
     assert.are.same({ true, 1 }, { q:acquire("c", 2) })   -- never below zero
   end)
 
-  it("reserve takes a request's limits in order and says which one refused", function()
+  it("reserve takes all of a request's limits or none, and says which one refused", function()
     local q = fresh()
     local ops = { { kind = "take", key = "r", amount = 1, limit = 2, window = 60 },
                   { kind = "slot", key = "s", limit = 5 },
@@ -67,9 +67,11 @@ describe("moongate.quota (shared memory)", function()
     assert.are.same({ 1, 4, 20 }, { res[1][1], res[2][1], res[3][1] })
     local ok2, i, res2 = q:reserve(ops)
     assert.are.same({ false, 3, 20 }, { ok2, i, res2[3][1] })
-    assert.are.equal(2, (q:get("r", 60)))   -- in order: what came before the refusal holds
+    assert.are.same({ 1, 4 }, { res2[1][1], res2[2][1] })   -- what the earlier limits have left
+    assert.are.equal(1, (q:get("r", 60)))                   -- the refused request took nothing
     assert.is_true(q:settle{ { kind = "add", key = "i", amount = -30, window = 60 }, { kind = "release", key = "s" } })
     assert.are.equal(0, (q:get("i", 60)))
+    assert.are.same({ true, 1 }, { q:acquire("s", 5) })       -- its slot was given back too
   end)
 
   it("a url that is not redis is refused", function()

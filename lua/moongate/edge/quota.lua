@@ -275,12 +275,10 @@ function Stage:before(ctx)
   local ok, i, res = q:reserve(ops)
   if ok == nil then return self:store_failed(ctx, i) end
   if not ok then
-    if not q.waits then   -- taken in order: what came before the refusal holds (a slot is given back after)
-      for j = 1, i - 1 do
-        local o = ops[j]
-        if o.kind == "slot" then st.slot = o.key
-        elseif o.header then ratelimit_headers(ctx, o.header, o.limit, res[j][1], res[j][2]) end
-      end
+    -- all or nothing: none of the limits was taken; the headers say what the ones before it have left
+    for j = 1, i - 1 do
+      local o = ops[j]
+      if o.header then ratelimit_headers(ctx, o.header, o.limit, res[j][1], res[j][2]) end
     end
     st.limits = nil   -- nothing to reconcile
     local r = res[i]
