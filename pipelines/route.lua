@@ -2,6 +2,7 @@
 -- plan(req, ctx) sees the request, the tenant and the providers' health and returns the ordered
 -- tiers to try, each with its own timeout; or nil, message, status, code to refuse the request.
 local router = require "moongate.router"
+local text_of = require("moongate.gateway.content").text
 
 local M = {}
 
@@ -17,11 +18,11 @@ function M.triage(doc)
   local chars, last = 0, nil
   for i = 1, #msgs do
     local c = msgs[i].content
-    if type(c) == "string" then
-      chars = chars + #c
-      if msgs[i].role == "user" then last = c end
-    elseif c ~= nil then
-      return "hard"    -- multi-part content (images, files)
+    if c ~= nil then
+      local t = text_of(c)   -- a string, or text parts
+      if not t then return "hard" end   -- images, files, audio
+      chars = chars + #t
+      if msgs[i].role == "user" then last = t end
     end
   end
   if chars > 1200 or not last then return "hard" end
@@ -42,7 +43,7 @@ function M.triage_with_model(doc, tier, ctx)
   local last
   for i = #doc.messages, 1, -1 do
     local m = doc.messages[i]
-    if m.role == "user" and type(m.content) == "string" then last = m.content; break end
+    if m.role == "user" then last = text_of(m.content); break end
   end
   if not last then return nil end
   local text = ctx.ask(tier, { { role = "system", content = TRIAGE_PROMPT },

@@ -40,6 +40,14 @@ describe("pipelines/route.lua", function()
     assert.are.equal("hard", policy.triage(d))
   end)
 
+  it("reads text parts as text; an image part is hard", function()
+    local parts = { { type = "text", text = "What is the capital" }, { type = "text", text = "of France?" } }
+    assert.are.equal("easy", policy.triage(user(parts)))
+    assert.are.equal("hard", policy.triage(user({ { type = "text", text = "Explain why" }, { type = "text", text = "step by step" } })))
+    assert.are.equal("hard", policy.triage(user({ { type = "text", text = "What is this?" },
+                                                  { type = "image_url", image_url = { url = "https://x/y.png" } } })))
+  end)
+
   it("sends easy requests to the cheap tiers first, the configured route behind them", function()
     local plan = policy.plan({ model = "m", doc = user("What is 2+2?") }, ctx(MODEL))
     assert.are.same({ "small", "big" }, providers(plan))

@@ -56,16 +56,7 @@ function Semantic:embedder()
   return e or nil
 end
 
-local function text_of(content)
-  if type(content) == "string" then return content end
-  if type(content) ~= "table" then return nil end
-  local parts = {}
-  for _, p in ipairs(content) do
-    if type(p) ~= "table" or p.type ~= "text" or type(p.text) ~= "string" then return nil end
-    parts[#parts + 1] = p.text
-  end
-  return table.concat(parts, "\n")
-end
+local text_of = require("moongate.gateway.content").text
 
 --- semantic.question(messages) -> question, system prompt | nil: only a single question (system
 --- or developer messages, then one user message) is looked up; a conversation's earlier turns
