@@ -425,6 +425,7 @@ function M.new(opts)
   opts = opts or {}
   local fault, err = M.parse_fault(opts.fault)
   if not fault then error("mock: bad --fault: " .. err, 2) end
+  if opts.models ~= nil and type(opts.models) ~= "table" then error("mock: models must be a list of names", 2) end
   local self = setmetatable({
     fault = fault,
     fault_spec = opts.fault,
@@ -498,6 +499,13 @@ function Mock:pre_fault(f, req, res, anthropic)
   return nil
 end
 
+-- A request the mock refuses (bad input, no or wrong key, unknown route or method): an error
+-- answer, counted in stats.errors.
+function Mock:refuse(status, message, anthropic)
+  self.stats.errors = self.stats.errors + 1
+  return error_response(status, message, anthropic)
+end
+
 local function check_auth(self, req, anthropic)
   if not self.api_key then return nil end
   local got
@@ -507,7 +515,7 @@ local function check_auth(self, req, anthropic)
     got = a and a:match("^[Bb]earer%s+(.+)$")
   end
   if got == self.api_key then return nil end
-  return error_response(401, got and "incorrect api key provided" or "missing api key", anthropic)
+  return self:refuse(401, got and "incorrect api key provided" or "missing api key", anthropic)
 end
 
 -- Send SSE events (array of strings, each one whole event) honouring cut_after, chunk_delay
@@ -595,27 +603,27 @@ end
 function Mock:chat(req, res, body, f)
   local messages = as_array(body.messages)
   if type(body.model) ~= "string" or body.model == "" then
-    return error_response(400, "you must provide a model parameter")
+    return self:refuse(400, "you must provide a model parameter")
   end
   if not messages or #messages == 0 then
-    return error_response(400, "'messages' must be a non-empty array")
+    return self:refuse(400, "'messages' must be a non-empty array")
   end
   for i, m in ipairs(messages) do
     if type(m) ~= "table" or type(m.role) ~= "string" then
-      return error_response(400, "messages[" .. (i - 1) .. "]: each message needs a role")
+      return self:refuse(400, "messages[" .. (i - 1) .. "]: each message needs a role")
     end
   end
   local terr = check_tools(body.tools, false) or check_stop(body.stop, "stop")
-  if terr then return error_response(400, terr) end
+  if terr then return self:refuse(400, terr) end
   local n = body.n
   if n == nil or n == json.null then n = 1 end
-  if type(n) ~= "number" then return error_response(400, "'n' must be 1-16") end
-  if n < 1 or n > 16 or n ~= floor(n) then return error_response(400, "'n' must be 1-16") end
+  if type(n) ~= "number" then return self:refuse(400, "'n' must be 1-16") end
+  if n < 1 or n > 16 or n ~= floor(n) then return self:refuse(400, "'n' must be 1-16") end
   local max_tokens = body.max_completion_tokens
   if max_tokens == nil or max_tokens == json.null then max_tokens = body.max_tokens end
   if max_tokens == json.null then max_tokens = nil end
   if max_tokens ~= nil and (type(max_tokens) ~= "number" or max_tokens < 1) then
-    return error_response(400, "'max_tokens' must be a positive integer")
+    return self:refuse(400, "'max_tokens' must be a positive integer")
   end
 
   local id = self:next_id()
@@ -718,24 +726,24 @@ end
 
 function Mock:embeddings(req, res, body, f)
   if type(body.model) ~= "string" or body.model == "" then
-    return error_response(400, "you must provide a model parameter")
+    return self:refuse(400, "you must provide a model parameter")
   end
   local inputs = body.input
   if type(inputs) == "string" then inputs = { inputs }
   elseif type(inputs) ~= "table" or #inputs == 0 then
-    return error_response(400, "'input' must be a string or a non-empty array")
+    return self:refuse(400, "'input' must be a string or a non-empty array")
   end
   -- An array of integers is one tokenized input; an array of arrays, several.
   if type(inputs[1]) == "number" then inputs = { inputs } end
   local dims = body.dimensions
   if dims == nil or dims == json.null then dims = 64 end
   if type(dims) ~= "number" or dims < 1 or dims > 4096 or dims ~= floor(dims) then
-    return error_response(400, "'dimensions' must be an integer between 1 and 4096")
+    return self:refuse(400, "'dimensions' must be an integer between 1 and 4096")
   end
   local fmt = body.encoding_format
   if fmt == nil or fmt == json.null then fmt = "float" end
   if fmt ~= "float" and fmt ~= "base64" then
-    return error_response(400, "'encoding_format' must be \"float\" or \"base64\"")
+    return self:refuse(400, "'encoding_format' must be \"float\" or \"base64\"")
   end
   local data, tokens = {}, 0
   for i, input in ipairs(inputs) do
@@ -749,7 +757,7 @@ function Mock:embeddings(req, res, body, f)
       text = concat(parts, " ")
       tokens = tokens + #input
     else
-      return error_response(400, "input[" .. (i - 1) .. "] must be a string or an array of tokens")
+      return self:refuse(400, "input[" .. (i - 1) .. "] must be a string or an array of tokens")
     end
     local v = embed(text, dims)
     data[i] = { object = "embedding", index = i - 1,
@@ -766,22 +774,22 @@ end
 function Mock:anthropic(req, res, body, f)
   local messages = as_array(body.messages)
   if type(body.model) ~= "string" or body.model == "" then
-    return error_response(400, "model: field required", true)
+    return self:refuse(400, "model: field required", true)
   end
   if type(body.max_tokens) ~= "number" or body.max_tokens < 1 then
-    return error_response(400, "max_tokens: field required", true)
+    return self:refuse(400, "max_tokens: field required", true)
   end
   if not messages or #messages == 0 then
-    return error_response(400, "messages: at least one message is required", true)
+    return self:refuse(400, "messages: at least one message is required", true)
   end
   for i, m in ipairs(messages) do
     if type(m) ~= "table" or (m.role ~= "user" and m.role ~= "assistant") then
-      return error_response(400, "messages." .. (i - 1) .. ".role: must be \"user\" or \"assistant\"", true)
+      return self:refuse(400, "messages." .. (i - 1) .. ".role: must be \"user\" or \"assistant\"", true)
     end
   end
   local terr = check_tools(body.tools, true) or check_stop(body.stop_sequences, "stop_sequences")
     or (type(body.stop_sequences) == "string" and "stop_sequences: must be an array" or nil)
-  if terr then return error_response(400, terr, true) end
+  if terr then return self:refuse(400, terr, true) end
   local id = self:next_id()
   local mid = "msg_mock_" .. id
   local all = {}
@@ -941,11 +949,11 @@ function Mock:serve(req, res)
   if path == "/v1/models" or path == "/models" or path:match("^/v1/models/") then
     stats.models = stats.models + 1
     local f, ferr = self:fault_for(req, nil)
-    if not f then stats.errors = stats.errors + 1 return error_response(400, ferr) end
+    if not f then return self:refuse(400, ferr) end
     self:count_fault(fault_names(f))
     local r = self:pre_fault(f, req, res, false)
     if r ~= nil then return r or nil end
-    if req.method ~= "GET" then return error_response(405, "method not allowed") end
+    if req.method ~= "GET" then return self:refuse(405, "method not allowed") end
     local denied = check_auth(self, req, false)
     if denied then return denied end
     local id = path:match("^/v1/models/(.+)$")
@@ -956,39 +964,34 @@ function Mock:serve(req, res)
             owned_by = "moongate-mock" })
         end
       end
-      return error_response(404, "the model '" .. id .. "' does not exist")
+      return self:refuse(404, "the model '" .. id .. "' does not exist")
     end
     return json_response(200, self:model_list())
   end
   if not route then
-    stats.errors = stats.errors + 1
-    return error_response(404, "unknown route " .. req.method .. " " .. path)
+    return self:refuse(404, "unknown route " .. req.method .. " " .. path)
   end
   stats[route[3]] = stats[route[3]] + 1
   local anthropic = route[2] == "anthropic"
   if req.method ~= route[1] then
-    stats.errors = stats.errors + 1
-    return error_response(405, "method not allowed", anthropic)
+    return self:refuse(405, "method not allowed", anthropic)
   end
   local body, jerr
   if req.body and req.body ~= "" then body, jerr = json.decode(req.body) end
   local f, ferr = self:fault_for(req, body)
   if not f then
-    stats.errors = stats.errors + 1
-    return error_response(400, ferr, anthropic)
+    return self:refuse(400, ferr, anthropic)
   end
   self:count_fault(fault_names(f))
   local r = self:pre_fault(f, req, res, anthropic)
   if r ~= nil then return r or nil end
   local denied = check_auth(self, req, anthropic)
-  if denied then stats.errors = stats.errors + 1 return denied end
+  if denied then return denied end
   if not body then
-    stats.errors = stats.errors + 1
-    return error_response(400, jerr and ("invalid json body: " .. jerr) or "a JSON body is required", anthropic)
+    return self:refuse(400, jerr and ("invalid json body: " .. jerr) or "a JSON body is required", anthropic)
   end
   if type(body) ~= "table" or json.is_array(body) then
-    stats.errors = stats.errors + 1
-    return error_response(400, "the body must be a JSON object", anthropic)
+    return self:refuse(400, "the body must be a JSON object", anthropic)
   end
   return self[route[2]](self, req, res, body, f)
 end

@@ -245,6 +245,32 @@ describe("mock", function()
     assert.are.equal(0, s.faults)
   end)
 
+  it("counts every request it refuses in stats.errors, and no answer or fault", function()
+    local app = mock.new{ api_key = "sk-m" }
+    local key = { authorization = "Bearer sk-m" }
+    local refused = {
+      { 400, req("POST", "/v1/chat/completions", { messages = CHAT.messages }, key) },   -- no model
+      { 400, req("POST", "/v1/chat/completions", { model = "m", messages = {} }, key) },
+      { 400, req("POST", "/v1/embeddings", { model = "m" }, key) },                      -- no input
+      { 400, req("POST", "/v1/chat/completions", "{", key) },
+      { 401, req("POST", "/v1/chat/completions", CHAT) },
+      { 401, req("GET", "/v1/models") },
+      { 404, req("GET", "/v1/models/zzz", nil, key) },
+      { 404, req("GET", "/v2/nothing", nil, key) },
+      { 405, req("DELETE", "/v1/models", nil, key) },
+      { 405, req("GET", "/v1/chat/completions", nil, key) },
+    }
+    for i, c in ipairs(refused) do
+      assert.are.equal(c[1], call(app, c[2]).status, "request " .. i)
+    end
+    assert.are.equal(200, call(app, req("POST", "/v1/chat/completions", CHAT, key)).status)
+    assert.are.equal(503, call(app, req("POST", "/v1/chat/completions", CHAT,
+      { authorization = "Bearer sk-m", ["x-mock-fault"] = "status=503" })).status)
+    local s = json.decode(call(app, req("GET", "/mock/stats")).body)
+    assert.are.same({ #refused, 1, #refused + 2 }, { s.errors, s.faults, s.requests })
+    assert.has_error(function() mock.new{ models = "a,b" } end, "mock: models must be a list of names")
+  end)
+
   it("lists models and rejects bad requests in OpenAI's shape", function()
     local app = mock.new{}
     local v = json.decode(call(app, req("GET", "/v1/models")).body)
