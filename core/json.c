@@ -365,14 +365,17 @@ static int fmt_double_fast(char *out, double d) {
     return (int)(o - out);
 }
 
+/* d (integral) fits int64: -2^63 does, 2^63 does not */
+static inline int in_int64(double d) { return d >= -9223372036854775808.0 && d < 9223372036854775808.0; }
+
 static int enc_number(jenc *e, double d) {
     if (!isfinite(d)) {
         e->err = isnan(d) ? "cannot encode nan" : "cannot encode inf";
         return -1;
     }
-    /* Integral values below 2^63 print as exact integers (2^53 is 9007199254740992, not
+    /* Integral values in int64's range print as exact integers (2^53 is 9007199254740992, not
      * 9.00719925474099e+15); -0 keeps its sign so it reads back as -0. */
-    if (d == floor(d) && fabs(d) < 9223372036854775808.0) {
+    if (d == floor(d) && in_int64(d)) {
         if (d == 0 && signbit(d)) {
             if (jbuf_reserve(e->b, 2)) goto oom;
             memcpy(e->b->p + e->b->n, "-0", 2);
@@ -452,7 +455,7 @@ static int enc_key(jenc *e, int kidx, int marked_object) {
             e->err = "cannot encode nan or inf key";
             return -1;
         }
-        if (d == floor(d) && fabs(d) < 9223372036854775808.0) n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+        if (d == floor(d) && in_int64(d)) n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
         else n = fmt_double(tmp, sizeof tmp, d, 15);
         return enc_string(e, tmp, (size_t)n);
     }
@@ -942,7 +945,8 @@ static int dec_value(jdec *d, int depth) {
 /* decode(s) -> value | nil, err   [-0, +1|2, m] */
 static int l_decode(lua_State *L) {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    if (lua_type(L, 1) != LUA_TSTRING) return luaL_typerror(L, 1, "string"); /* not a number turned into one */
+    const char *s = lua_tolstring(L, 1, &len);
     jdec d = {L, s, s, s + len, lua_touserdata(L, DEC_BUF), NULL, NULL, 0};
     lua_settop(L, 1);
     int rc = dec_value(&d, 1);

@@ -30,6 +30,8 @@ describe("moongate.json", function()
     it("prints integers exactly, including 2^53 and int64 cdata", function()
       assert.equal("9007199254740992", json.encode(2 ^ 53))
       assert.equal("-9007199254740992", json.encode(-2 ^ 53))
+      assert.equal("-9223372036854775808", json.encode(-2 ^ 63))   -- int64's least, a double too
+      assert.equal("9.223372036854776e+18", json.encode(2 ^ 63))    -- past int64: a double
       assert.equal("9007199254740993", json.encode(ffi.new("int64_t", 9007199254740992LL + 1)))
       assert.equal("-9223372036854775808", json.encode(-9223372036854775807LL - 1))
       assert.equal("18446744073709551615", json.encode(18446744073709551615ULL))
@@ -282,6 +284,7 @@ describe("moongate.json", function()
     it("raises on a non-string argument (a caller bug)", function()
       assert.has_error(function() json.decode({}) end)
       assert.has_error(function() json.decode() end)
+      assert.has_error(function() json.decode(5) end)   -- not read as the string "5"
     end)
 
     it("round-trips a document", function()
