@@ -3,6 +3,7 @@
 local errors = require "moongate.gateway.errors"
 
 local M = {}
+M.settings = { "plans", "clock_hour" }   -- the config's top-level keys it reads (not typos)
 local Stage = {}
 Stage.__index = Stage
 

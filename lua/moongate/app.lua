@@ -27,6 +27,13 @@ local function load_config()
   return nil
 end
 
+-- A setting nothing reads is most likely a typo (`timeuot`): said once, at startup.
+local function warn_unread(unread, claimed)
+  local left = {}
+  for _, k in ipairs(unread) do if not claimed[k] then left[#left + 1] = k end end
+  if #left > 0 then require("moongate.log").warn("config: settings nothing reads (a typo?)", { settings = left }) end
+end
+
 -- init(config) -> gw | nil, err: called once per worker before serving; a config that does not
 -- hold is refused with its message.
 function M.init(config)
@@ -39,6 +46,7 @@ function M.init(config)
   local chain, cerr = edge.new(g.config, g)
   if not chain then return nil, cerr end
   g.edge = chain
+  warn_unread(g.unread_settings, chain.settings)
   gw = g
   return gw
 end

@@ -130,12 +130,13 @@ function M.new(config, gw)
   local names = {}
   for _, n in ipairs(ecfg.stages or M.DEFAULT) do names[#names + 1] = n end
   for _, n in ipairs(ecfg.extra or {}) do names[#names + 1] = n end
-  local chain = { before = {}, response = {}, finally = {}, names = {}, stages = {} }
+  local chain = { before = {}, response = {}, finally = {}, names = {}, stages = {}, settings = {} }
   for _, name in ipairs(names) do
     local mod, err = load_stage(name, config)
     if type(mod) ~= "table" or type(mod.new) ~= "function" then
       return nil, err or ("edge: stage " .. tostring(name) .. " must return a table with new(config, gw)")
     end
+    for _, k in ipairs(mod.settings or {}) do chain.settings[k] = true end   -- top-level keys it reads
     local st, serr = mod.new(config, gw)
     if serr then return nil, "edge: stage " .. tostring(name) .. ": " .. tostring(serr) end
     if st then

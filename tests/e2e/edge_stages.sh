@@ -29,6 +29,15 @@ check "a streamed answer carries the stage's header" "$STATUS $(header x-plan) $
 chat "$Q"
 check "auth runs first: no key, 401 before the stage" "$STATUS $(header x-plan)" "401 "
 check "the upstream saw only the two answered requests" "$(mock_stat "$MOCK_p1" requests)" 2
+check "the stage's own settings (plans, clock_hour) are not warned of" "$(grep -c 'settings nothing reads' "$GW_TMP/gateway.log")" 0
+stop_gateway
+
+# a mistyped tier timeout is named at startup (a routing policy may read settings of its own, so
+# it is a warning there; a retry setting nothing reads stops the start)
+sed -i 's/model = "m1" }/model = "m1", timeuot = 3 }/' "$GW_TMP/conf.lua"
+start_gateway "$GW_TMP/conf.lua"
+check "a typo is warned of" "$(grep 'settings nothing reads' "$GW_TMP/gateway.log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["settings"])')" "['models.default.route[1].timeuot']"
+stop_gateway
 
 # a stage that does not load is a startup error that names it
 cat > "$GW_TMP/bad.lua" <<LUA

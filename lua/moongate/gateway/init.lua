@@ -48,6 +48,69 @@ function M.check_budgets(t)
   return true
 end
 
+-- The settings each part of the config takes. A retry, breaker or upstream setting nothing
+-- reads is a typo: an error. The top level, a model and a tier may carry settings of a routing
+-- policy's or an edge stage's own (ctx.config, ctx.model): one moongate does not read is
+-- listed, and named in a warning at startup.
+local function set_of(list)
+  local t = {}
+  for _, k in ipairs(list) do t[k] = true end
+  return t
+end
+local SETTINGS = {
+  retry = set_of{ "max_attempts", "backoff", "backoff_max", "retry_after_max" },
+  breaker = set_of{ "failures", "failure_rate", "min_requests", "window", "cooldown", "probe_timeout" },
+  upstream = set_of{ "max_idle", "max_host_connections", "max_connections" },
+}
+local TOP = set_of{ "listen", "limits", "grace", "app", "access_log", "path", "dir",   -- the server's
+  "providers", "models", "route_policy", "retry", "breaker", "idle_timeout", "upstream", "auth", "admin",
+  "tenants", "quota", "quota_store", "caps", "prices", "trace", "cache", "flags", "releases", "edge",
+  "redaction", "moderation", "budgets", "eval" }
+local MODEL = set_of{ "route", "deadline", "degrade", "max_input_tokens", "max_output_tokens", "max_cost",
+  "easy_route", "triage_model", "tools", "max_tool_iterations", "budgets", "cache" }
+local TIER = set_of{ "provider", "model", "timeout", "attempts", "price", "weight" }
+
+local function names(set)
+  local out = {}
+  for k in pairs(set) do out[#out + 1] = k end
+  table.sort(out)
+  return table.concat(out, ", ")
+end
+
+local function check_settings(cfg)
+  for part, known in pairs(SETTINGS) do
+    local t = cfg[part]
+    if t ~= nil then
+      if type(t) ~= "table" then return nil, "config: " .. part .. " must be a table" end
+      for k in pairs(t) do
+        if not known[k] then
+          return nil, string.format("config: %s: unknown setting '%s' (expected %s)", part, tostring(k), names(known))
+        end
+      end
+    end
+  end
+  local unknown = {}
+  local function note(t, known, where)
+    for k in pairs(t) do
+      if not known[k] then unknown[#unknown + 1] = where .. tostring(k) end
+    end
+  end
+  local app = rawget(cfg, "app")
+  if app == nil or app == "moongate.app" then note(cfg, TOP, "") end   -- another app's config is its own
+  for name, m in pairs(cfg.models) do
+    if type(m) == "table" then
+      note(m, MODEL, "models." .. tostring(name) .. ".")
+      for _, list in ipairs{ "route", "easy_route" } do
+        for i, tier in ipairs(type(m[list]) == "table" and m[list] or {}) do
+          if type(tier) == "table" then note(tier, TIER, string.format("models.%s.%s[%d].", tostring(name), list, i)) end
+        end
+      end
+    end
+  end
+  table.sort(unknown)
+  return true, unknown
+end
+
 local function check_config(cfg)
   if cfg.budgets ~= nil then
     local ok, err = M.check_budgets(cfg.budgets)
@@ -94,7 +157,7 @@ local function check_config(cfg)
       end
     end
   end
-  return true
+  return check_settings(cfg)
 end
 M.check_config = check_config
 
@@ -105,14 +168,15 @@ function M.new(config)
     local d = M.default_config()
     cfg = setmetatable({ providers = d.providers, models = d.models }, { __index = cfg })
   end
-  local ok, err = check_config(cfg)
-  if not ok then return nil, err end
+  local ok, unread = check_config(cfg)
+  if not ok then return nil, unread end
   local gw = {
     config = cfg,
     models = cfg.models,
     providers = {},
     retry = cfg.retry or {},
     idle_timeout = cfg.idle_timeout or 30,
+    unread_settings = unread,   -- the app warns of those no edge stage claims either
     auth = cfg.auth,
     admin = cfg.admin ~= false,
     breaker = breaker.new(cfg.breaker),
