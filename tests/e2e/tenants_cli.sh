@@ -123,4 +123,8 @@ check "another database refuses this admin key" "$? $(cat "$GW_TMP/err")" \
 check "no key printed earlier without the admin key" "$TK" ""
 check "the plaintext keys are nowhere in the file" \
   "$(cat "$DB"* | grep -c -a -e "${KEY#mg-*-}" -e "${ADMIN#mg-*-}" -e "${NEW#mg-*-}")" 0
+# set without --policy is a usage error, and the policy stays
+M tenants set globex 2>"$GW_TMP/err"
+check "set without --policy: exit 2, the policy kept" "$? $(cat "$GW_TMP/err") $(M tenants show globex --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["policy"] != {})')" \
+  "2 moongate: tenants set needs --policy JSON True"
 finish

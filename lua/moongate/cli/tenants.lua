@@ -58,6 +58,9 @@ return function(args)
     rc = show(store, id, o)
   else
     local res, e
+    if cmd == "set" and o.policy == nil then   -- set without one would wipe the tenant's policy
+      store:close(); return lib.fail("tenants set needs --policy JSON", 2)
+    end
     if cmd == "add" or cmd == "set" then
       local p, perr = policy_of(o)
       if not p then store:close(); return lib.fail(perr, 2) end
